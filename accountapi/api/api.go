@@ -1,0 +1,245 @@
+// Package api serves the Account API routes (/api/my-account*, /api/verifications*) with
+// Logto's check order: authentication, then the account-center switch, then the body, then each
+// route's own checks (reference §0.1).
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"go.uber.org/zap"
+
+	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
+	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/auth"
+	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
+	"github.com/accountedge/caddy-account-api/accountapi/memo"
+	"github.com/accountedge/caddy-account-api/accountapi/verification"
+)
+
+// Config wires the handler to its collaborators.
+type Config struct {
+	Core          identitycore.Core
+	Auth          *auth.Authenticator
+	AccountCenter accountcenter.Source
+	Verifications *verification.Store
+	// AllowedOrigins limits CORS to these origins; empty reflects any origin, as Logto does.
+	AllowedOrigins []string
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+	// PolicyTTL is how long the sign-in experience and application lookups are cached.
+	PolicyTTL time.Duration
+	Logger    *zap.Logger
+}
+
+// Handler serves the Account API.
+type Handler struct {
+	cfg     Config
+	mux     *http.ServeMux
+	signIn  *memo.Value[*identitycore.SignInExperience]
+	apps    *otter.Cache[string, appAnswer]
+	origins map[string]bool
+}
+
+// New returns a Handler.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.PolicyTTL <= 0 {
+		cfg.PolicyTTL = time.Minute
+	}
+	h := &Handler{
+		cfg:    cfg,
+		mux:    http.NewServeMux(),
+		signIn: memo.New(cfg.Core.SignInExperience, cfg.PolicyTTL),
+		apps: otter.Must(&otter.Options[string, appAnswer]{
+			MaximumSize:      10_000,
+			ExpiryCalculator: otter.ExpiryWriting[string, appAnswer](cfg.PolicyTTL),
+		}),
+	}
+	if len(cfg.AllowedOrigins) > 0 {
+		h.origins = make(map[string]bool, len(cfg.AllowedOrigins))
+		for _, o := range cfg.AllowedOrigins {
+			h.origins[o] = true
+		}
+	}
+	h.routes()
+	return h
+}
+
+// Prefixes are the paths the Account API owns; every other request belongs to the next handler.
+var Prefixes = []string{"/api/my-account", "/api/verifications"}
+
+// Owns reports whether path is an Account API path: a prefix itself or below it
+// ("/api/my-accounts" is not).
+func Owns(path string) bool {
+	for _, p := range Prefixes {
+		if rest, ok := strings.CutPrefix(path, p); ok && (rest == "" || rest[0] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) routes() {
+	h.handle("GET /api/my-account", h.getAccount, 0)
+	h.handle("PATCH /api/my-account", h.patchAccount, 0)
+	h.handle("PATCH /api/my-account/profile", h.patchProfile, 0)
+	h.handle("POST /api/verifications/password", h.verifyPassword, revalidate)
+	for _, p := range Prefixes {
+		h.mux.HandleFunc(p, h.notFound)
+		h.mux.HandleFunc(p+"/", h.notFound)
+	}
+}
+
+// call is one authenticated request: who is calling and under which settings.
+type call struct {
+	w         http.ResponseWriter
+	r         *http.Request
+	principal auth.Principal
+	settings  accountcenter.Settings
+}
+
+// route is a route's own work, after authentication and the account-center switch.
+type route func(c *call) error
+
+type routeOption int
+
+// revalidate makes a route ask the core about the token even when it is cached: the route
+// touches credentials, so a revoked token must not get through.
+const revalidate routeOption = 1
+
+func (h *Handler) handle(pattern string, fn route, opts routeOption) {
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h.serve(w, r, fn, opts); err != nil {
+			h.writeError(w, r, err)
+		}
+	})
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn route, opts routeOption) error {
+	ctx := r.Context()
+	authenticate := h.cfg.Auth.Authenticate
+	if opts&revalidate != 0 {
+		authenticate = h.cfg.Auth.Revalidate
+	}
+	p, err := authenticate(ctx, r.Header.Get("Authorization"))
+	if err != nil {
+		return err
+	}
+	settings, err := h.cfg.AccountCenter.Settings(ctx)
+	if err != nil {
+		return coreError(err)
+	}
+	if !settings.Enabled {
+		return apierror.AccountCenterDisabled
+	}
+	return fn(&call{w: w, r: r, principal: p, settings: settings})
+}
+
+// ServeHTTP serves an Account API request (one for which Owns is true).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cors(w, r) {
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	h.writeError(w, r, apierror.RouteNotFound)
+}
+
+// cors sets Logto's CORS headers on an Account API response (reference §0.3) and answers
+// preflight requests; it reports whether the request was fully answered.
+func (h *Handler) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	hdr := w.Header()
+	hdr.Add("Vary", "Origin")
+	allowed := origin == "" || h.origins == nil || h.origins[origin]
+	if allowed {
+		if origin == "" {
+			origin = "*"
+		}
+		hdr.Set("Access-Control-Allow-Origin", origin)
+		hdr.Set("Access-Control-Expose-Headers", "*")
+	}
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	if allowed {
+		hdr.Set("Access-Control-Allow-Methods", "GET,HEAD,PUT,POST,DELETE,PATCH")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			hdr.Set("Access-Control-Allow-Headers", req)
+			hdr.Add("Vary", "Access-Control-Request-Headers")
+		}
+		hdr.Set("Access-Control-Max-Age", "600")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// writeError sends err as a Logto error, with RFC 6750's challenge on 401 and 403, and logs what
+// the user must not see.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := apierror.As(err)
+	switch {
+	case e.Status >= 500:
+		h.cfg.Logger.Error("account api request failed",
+			zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.String("code", e.Code), zap.Error(e.Unwrap()))
+	case e.Status == http.StatusUnauthorized && strings.HasPrefix(e.Code, "auth."):
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case e.Status == http.StatusForbidden && strings.HasPrefix(e.Code, "auth."):
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="openid"`)
+	}
+	if e.Code == "auth.authorization_header_missing" || e.Code == "auth.authorization_token_type_not_supported" {
+		w.Header().Set("WWW-Authenticate", `Bearer`) // RFC 6750 §3.1: no error code without credentials
+	}
+	apierror.Write(w, e)
+}
+
+// writeJSON sends a successful JSON response.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return apierror.Internal(err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// coreError maps a failure of the identity core to what the user is told: the core's own Logto
+// code when it is one the Account API knows, a 503 when the core is unreachable, a 502 otherwise.
+// The core's body is never passed on as it is.
+func coreError(err error) error {
+	if ae, ok := errors.AsType[*apierror.Error](err); ok {
+		return ae
+	}
+	if errors.Is(err, identitycore.ErrInvalidCredentials) {
+		return apierror.InvalidCredentials
+	}
+	if ce, ok := errors.AsType[*identitycore.Error](err); ok && apierror.Known(ce.Code) {
+		e := apierror.New(ce.Status, ce.Code)
+		if len(ce.Data) > 0 && string(ce.Data) != "null" {
+			e = e.WithData(ce.Data)
+		}
+		return e
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return apierror.CoreUnavailable.WithCause(err)
+	}
+	if _, ok := errors.AsType[*identitycore.UnavailableError](err); ok {
+		return apierror.CoreUnavailable.WithCause(err)
+	}
+	return apierror.CoreBadResponse.WithCause(err)
+}

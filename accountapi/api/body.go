@@ -1,0 +1,127 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+
+	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+)
+
+// readObject reads the request body as a JSON object, member by member. An empty body is an
+// empty object (as Logto's body parser makes it); anything that is not one JSON object is a 400;
+// a body over the limit is a 413.
+func (h *Handler) readObject(c *call) (map[string]json.RawMessage, error) {
+	r := c.r
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		return nil, apierror.PayloadTooLarge
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(c.w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, apierror.PayloadTooLarge
+		}
+		return nil, apierror.MalformedBody("The request body could not be read.")
+	}
+	obj := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return obj, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		return nil, apierror.MalformedBody("The request body must be a JSON object.")
+	}
+	if dec.More() {
+		return nil, apierror.MalformedBody("The request body must be a single JSON object.")
+	}
+	return obj, nil
+}
+
+// fields validates body members one by one and collects every problem, as zod does.
+type fields struct {
+	obj    map[string]json.RawMessage
+	issues []apierror.Issue
+}
+
+// has reports whether the body has member key (even with a null value).
+func (f *fields) has(key string) bool { _, ok := f.obj[key]; return ok }
+
+// err returns the collected problems as a guard error, or nil.
+func (f *fields) err() error {
+	if len(f.issues) == 0 {
+		return nil
+	}
+	return apierror.InvalidBody(f.issues...)
+}
+
+// str reads an optional string member; nullable allows null (returned as nil).
+func (f *fields) str(key string, nullable bool, path ...any) (value *string, present bool) {
+	raw, ok := f.obj[key]
+	if !ok {
+		return nil, false
+	}
+	if string(raw) == "null" && nullable {
+		return nil, true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		f.issues = append(f.issues, apierror.InvalidType("string", jsonType(raw), append(path, key)...))
+		return nil, true
+	}
+	return &s, true
+}
+
+// object reads an optional JSON-object member.
+func (f *fields) object(key string, path ...any) (value map[string]json.RawMessage, present bool) {
+	raw, ok := f.obj[key]
+	if !ok {
+		return nil, false
+	}
+	if jsonType(raw) != "object" {
+		f.issues = append(f.issues, apierror.InvalidType("object", jsonType(raw), append(path, key)...))
+		return nil, true
+	}
+	_ = json.Unmarshal(raw, &value)
+	return value, true
+}
+
+// check records an invalid_string issue when ok is false.
+func (f *fields) check(ok bool, validation, message string, path ...any) {
+	if !ok {
+		f.issues = append(f.issues, apierror.InvalidString(validation, message, path...))
+	}
+}
+
+// jsonType names a JSON value's type as zod does in its messages.
+func jsonType(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "undefined"
+	}
+	switch raw[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// usernamePattern is Logto's username body rule.
+var usernamePattern = regexp.MustCompile(`^[A-Z_a-z]\w*$`)
+
+// isURL mirrors zod's url(): anything the WHATWG URL parser accepts as an absolute URL.
+func isURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme != "" && (u.Host != "" || u.Opaque != "")
+}

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/verification"
+)
+
+// isoMillis is JavaScript's Date.toISOString layout, which Logto uses for expiresAt.
+const isoMillis = "2006-01-02T15:04:05.000Z"
+
+// verifyPassword is POST /api/verifications/password: prove identity with the current password
+// and get a step-up record (reference §5.2).
+func (h *Handler) verifyPassword(c *call) error {
+	obj, err := h.readObject(c)
+	if err != nil {
+		return err
+	}
+	f := fields{obj: obj}
+	password, present := f.str("password", false)
+	switch {
+	case !present:
+		f.issues = append(f.issues, apierror.InvalidType("string", "undefined", "password"))
+	case password != nil && *password == "":
+		f.issues = append(f.issues, apierror.TooSmall(1, "password"))
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	if err := h.requireFirstParty(c); err != nil {
+		return err
+	}
+	ctx := c.r.Context()
+	userID := c.principal.Subject
+	if err := h.cfg.Core.VerifyPassword(ctx, userID, *password); err != nil {
+		return coreError(err)
+	}
+	// Logto refuses a suspended user only once the password is right.
+	u, err := h.cfg.Core.User(ctx, userID, false)
+	if err != nil {
+		return coreError(err)
+	}
+	if u.IsSuspended {
+		return apierror.UserSuspended
+	}
+	rec, err := h.cfg.Verifications.Create(ctx, verification.Record{
+		UserID:     userID,
+		Type:       verification.Password,
+		Verified:   true,
+		Identifier: &verification.Identifier{Type: "userId", Value: userID},
+	})
+	if err != nil {
+		return apierror.StoreUnavailable.WithCause(err) // refuse cleanly rather than hand out a record that may not exist
+	}
+	return writeJSON(c.w, http.StatusCreated, map[string]string{
+		"verificationRecordId": rec.ID,
+		"expiresAt":            rec.ExpiresAt.UTC().Format(isoMillis),
+	})
+}

@@ -1,0 +1,90 @@
+package apierror
+
+import "net/http"
+
+// messages maps every code the module emits to Logto's English message (reference §9). The
+// gateway's own codes (identity_core.*, request.*) follow the same shape.
+var messages = map[string]string{
+	"account_center.not_enabled":                     "Account center is not enabled.",
+	"account_center.field_not_editable":              "Field is not editable.",
+	"account_center.field_not_enabled":               "Field is not enabled.",
+	"auth.authorization_header_missing":              "Authorization header is missing.",
+	"auth.authorization_token_type_not_supported":    "Authorization type is not supported.",
+	"auth.unauthorized":                              "Unauthorized. Please check credentials and its scope.",
+	"auth.forbidden":                                 "Forbidden. Please check your user roles and permissions.",
+	"auth.third_party_application_forbidden":         "Third-party applications cannot modify account data through this API.",
+	"verification_record.not_found":                  "Verification record not found.",
+	"verification_record.permission_denied":          "Permission denied, please re-authenticate.",
+	"session.invalid_credentials":                    "Incorrect account or password. Please check your input.",
+	"session.verification_blocked_too_many_attempts": "Too many attempts in a short time. Please try again later.",
+	"user.username_already_in_use":                   "This username is already in use.",
+	"user.username_required":                         "Username is a required identifier, you can not set it to null.",
+	"user.username_starts_with_number":               "Username cannot start with a number.",
+	"user.username_invalid_charset_hard":             "Username can only contain letters, numbers, and underscores.",
+	"user.username_too_short":                        "Username is too short.",
+	"user.username_too_long":                         "Username is too long.",
+	"user.username_uppercase_not_allowed":            "Username cannot contain uppercase letters.",
+	"user.username_lowercase_not_allowed":            "Username cannot contain lowercase letters.",
+	"user.username_numbers_not_allowed":              "Username cannot contain numbers.",
+	"user.username_underscore_not_allowed":           "Username cannot contain underscores.",
+	"user.email_already_in_use":                      "This email is associated with an existing account.",
+	"user.phone_already_in_use":                      "This phone number is associated with an existing account.",
+	"user.invalid_phone":                             "Invalid phone number.",
+	"user.identity_not_exist":                        "The social account has not been registered yet.",
+	"user.identity_already_in_use":                   "The social account has been associated with an existing account.",
+	"user.same_password":                             "New password cannot be the same as your old password.",
+	"user.suspended":                                 "This account is suspended.",
+	"user.last_sign_in_method_required":              "You need to keep at least one identifier in your account.",
+	"password.rejected":                              "Password rejected. Please check if your password meets the requirements.",
+	"guard.invalid_input":                            "The request body is invalid.",
+	"entity.not_found":                               "The resource does not exist.",
+	"entity.value_too_long":                          "The length of value is too long and exceeds the limit.",
+	"entity.invalid_input":                           "Invalid input. Value list must not be empty.",
+	"request.not_found":                              "The requested route does not exist.",
+	"request.method_not_allowed":                     "The request method is not allowed on this route.",
+	"request.payload_too_large":                      "The request body is too large.",
+	"identity_core.unavailable":                      "The identity service is unavailable. Please try again later.",
+	"identity_core.bad_response":                     "The identity service gave an unexpected answer.",
+	"unknown":                                        "Internal server error.",
+}
+
+// Message returns the English message for code, or the code itself when it is not catalogued.
+func Message(code string) string {
+	if m, ok := messages[code]; ok {
+		return m
+	}
+	return code
+}
+
+// Known reports whether code is in the catalogue, i.e. safe to pass on from the identity core.
+func Known(code string) bool {
+	_, ok := messages[code]
+	return ok
+}
+
+// The errors every route can answer with, ready-made.
+var (
+	HeaderMissing        = New(http.StatusUnauthorized, "auth.authorization_header_missing")
+	TokenTypeUnsupported = New(http.StatusUnauthorized, "auth.authorization_token_type_not_supported").
+				WithData(map[string][]string{"supportedTypes": {"Bearer"}})
+	Unauthorized           = New(http.StatusUnauthorized, "auth.unauthorized")
+	ScopeMissing           = New(http.StatusBadRequest, "auth.unauthorized") // Logto's string-form assert: 400
+	Forbidden              = New(http.StatusForbidden, "auth.forbidden")
+	ThirdPartyForbidden    = New(http.StatusForbidden, "auth.third_party_application_forbidden")
+	AccountCenterDisabled  = New(http.StatusBadRequest, "account_center.not_enabled")
+	FieldNotEditable       = New(http.StatusBadRequest, "account_center.field_not_editable")
+	FieldNotEnabled        = New(http.StatusBadRequest, "account_center.field_not_enabled")
+	PermissionDenied       = New(http.StatusUnauthorized, "verification_record.permission_denied")
+	RecordNotFound         = New(http.StatusBadRequest, "verification_record.not_found")
+	InvalidCredentials     = New(http.StatusUnprocessableEntity, "session.invalid_credentials")
+	LastIdentifierRequired = New(http.StatusBadRequest, "user.last_sign_in_method_required")
+	EmptyUpdate            = New(http.StatusUnprocessableEntity, "entity.invalid_input")
+	RouteNotFound          = New(http.StatusNotFound, "request.not_found")
+	MethodNotAllowed       = New(http.StatusMethodNotAllowed, "request.method_not_allowed")
+	PayloadTooLarge        = New(http.StatusRequestEntityTooLarge, "request.payload_too_large")
+	CoreUnavailable        = New(http.StatusServiceUnavailable, "identity_core.unavailable")
+	CoreBadResponse        = New(http.StatusBadGateway, "identity_core.bad_response")
+	StoreUnavailable       = New(http.StatusServiceUnavailable, "verification_record.store_unavailable")
+	UserSuspended          = New(http.StatusUnauthorized, "user.suspended")
+	UsernameAlreadyInUse   = New(http.StatusUnprocessableEntity, "user.username_already_in_use")
+)

@@ -1,0 +1,217 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
+	"github.com/accountedge/caddy-account-api/accountapi/store"
+)
+
+// fakeCore answers introspection from a table and counts the calls.
+type fakeCore struct {
+	mu      sync.Mutex
+	answers map[string]identitycore.Introspection
+	calls   atomic.Int64
+	delay   time.Duration
+	err     error
+}
+
+func (f *fakeCore) Introspect(_ context.Context, token string) (identitycore.Introspection, error) {
+	f.calls.Add(1)
+	time.Sleep(f.delay)
+	if f.err != nil {
+		return identitycore.Introspection{}, f.err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.answers[token], nil
+}
+
+func (f *fakeCore) set(token string, in identitycore.Introspection) {
+	f.mu.Lock()
+	f.answers[token] = in
+	f.mu.Unlock()
+}
+
+func newFake() *fakeCore { return &fakeCore{answers: map[string]identitycore.Introspection{}} }
+
+func live(sub, scope string, ttl time.Duration) identitycore.Introspection {
+	return identitycore.Introspection{Active: true, Subject: sub, ClientID: "demo-app", Scope: scope,
+		ExpiresAt: time.Now().Add(ttl).Unix(), TokenType: "Bearer"}
+}
+
+func newAuth(t *testing.T, core Introspector, shared store.Store) *Authenticator {
+	t.Helper()
+	keyer, err := store.NewKeyer([]byte("0123456789abcdef-test-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Config{Introspector: core, Keyer: keyer, Shared: shared,
+		MaxTTL: time.Minute, NegativeTTL: time.Second, MaxEntries: 1000})
+}
+
+func wantCode(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	e, ok := errors.AsType[*apierror.Error](err)
+	if !ok || e.Status != status || e.Code != code {
+		t.Fatalf("got %v, want %d %s", err, status, code)
+	}
+}
+
+func TestBearerHeaderErrors(t *testing.T) {
+	a := newAuth(t, newFake(), nil)
+	for _, tc := range []struct {
+		header string
+		status int
+		code   string
+	}{
+		{"", 401, "auth.authorization_header_missing"},
+		{"Basic abc", 401, "auth.authorization_token_type_not_supported"},
+		{"bearer abc", 401, "auth.authorization_token_type_not_supported"}, // Logto is case-sensitive
+		{"Bearer ", 401, "auth.unauthorized"},
+		{"Bearer a b", 401, "auth.unauthorized"},
+		{"Bearer unknown", 401, "auth.unauthorized"},
+	} {
+		_, err := a.Authenticate(context.Background(), tc.header)
+		wantCode(t, err, tc.status, tc.code)
+	}
+}
+
+func TestChecksOnEveryAnswer(t *testing.T) {
+	core := newFake()
+	core.set("no-openid", live("u1", "profile", time.Hour))
+	core.set("no-sub", live("", "openid", time.Hour))
+	refresh := live("u1", "openid", time.Hour)
+	refresh.TokenType = "refresh_token"
+	core.set("refresh", refresh)
+	core.set("ok", live("u1", "openid profile", time.Hour))
+	a := newAuth(t, core, nil)
+	ctx := context.Background()
+
+	for i := 0; i < 2; i++ { // the second round is served from the cache: same verdicts
+		_, err := a.Authenticate(ctx, "Bearer no-openid")
+		wantCode(t, err, 403, "auth.forbidden")
+		_, err = a.Authenticate(ctx, "Bearer no-sub")
+		wantCode(t, err, 401, "auth.unauthorized")
+		_, err = a.Authenticate(ctx, "Bearer refresh")
+		wantCode(t, err, 401, "auth.unauthorized")
+		p, err := a.Authenticate(ctx, "Bearer ok")
+		if err != nil || p.Subject != "u1" || p.ClientID != "demo-app" || !p.HasScope("profile") {
+			t.Fatalf("ok token: %+v, %v", p, err)
+		}
+	}
+	if n := core.calls.Load(); n != 4 {
+		t.Fatalf("introspections = %d, want 4 (one per token)", n)
+	}
+}
+
+func TestCachedAnswerNeverOutlivesExpiry(t *testing.T) {
+	core := newFake()
+	core.set("short", live("u1", "openid", 2*time.Second))
+	a := newAuth(t, core, nil)
+	ctx := context.Background()
+	if _, err := a.Authenticate(ctx, "Bearer short"); err != nil {
+		t.Fatal(err)
+	}
+	// The cache holds the answer; move the clock past exp instead of sleeping.
+	a.now = func() time.Time { return time.Now().Add(3 * time.Second) }
+	_, err := a.Authenticate(ctx, "Bearer short")
+	wantCode(t, err, 401, "auth.unauthorized")
+	if n := core.calls.Load(); n != 1 {
+		t.Fatalf("introspections = %d, want 1: the refusal must come from the cached exp", n)
+	}
+}
+
+func TestNegativeCacheIsShort(t *testing.T) {
+	core := newFake()
+	a := newAuth(t, core, nil)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		_, err := a.Authenticate(ctx, "Bearer nope")
+		wantCode(t, err, 401, "auth.unauthorized")
+	}
+	if n := core.calls.Load(); n != 1 {
+		t.Fatalf("introspections = %d, want 1 while the negative entry lives", n)
+	}
+	time.Sleep(1100 * time.Millisecond) // NegativeTTL is 1s
+	core.set("nope", live("u1", "openid", time.Hour))
+	if _, err := a.Authenticate(ctx, "Bearer nope"); err != nil {
+		t.Fatalf("after the negative entry expired: %v", err)
+	}
+}
+
+func TestConcurrentFirstRequestsCoalesce(t *testing.T) {
+	core := newFake()
+	core.delay = 100 * time.Millisecond
+	core.set("new", live("u1", "openid", time.Hour))
+	a := newAuth(t, core, nil)
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for i := 0; i < 1000; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.Authenticate(context.Background(), "Bearer new"); err != nil {
+				failures.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if failures.Load() != 0 || core.calls.Load() != 1 {
+		t.Fatalf("failures=%d introspections=%d, want 0 and 1", failures.Load(), core.calls.Load())
+	}
+}
+
+func TestCoreFailureIsNotAccessNorCached(t *testing.T) {
+	core := newFake()
+	core.err = &identitycore.UnavailableError{Op: "introspection", Cause: errors.New("connection refused")}
+	a := newAuth(t, core, nil)
+	_, err := a.Authenticate(context.Background(), "Bearer tok")
+	wantCode(t, err, http.StatusServiceUnavailable, "identity_core.unavailable")
+	core.err = nil
+	core.set("tok", live("u1", "openid", time.Hour))
+	if _, err := a.Authenticate(context.Background(), "Bearer tok"); err != nil {
+		t.Fatalf("the failure was cached: %v", err)
+	}
+}
+
+func TestSharedStoreServesOtherInstances(t *testing.T) {
+	core := newFake()
+	core.set("tok", live("u1", "openid", time.Hour))
+	shared := store.NewMemory(100)
+	a, b := newAuth(t, core, shared), newAuth(t, core, shared)
+	if _, err := a.Authenticate(context.Background(), "Bearer tok"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Authenticate(context.Background(), "Bearer tok"); err != nil {
+		t.Fatal(err)
+	}
+	if n := core.calls.Load(); n != 1 {
+		t.Fatalf("introspections = %d, want 1: the second instance must use the shared answer", n)
+	}
+}
+
+func TestRevalidateAsksTheCore(t *testing.T) {
+	core := newFake()
+	core.set("tok", live("u1", "openid", time.Hour))
+	a := newAuth(t, core, nil)
+	ctx := context.Background()
+	if _, err := a.Authenticate(ctx, "Bearer tok"); err != nil {
+		t.Fatal(err)
+	}
+	core.set("tok", identitycore.Introspection{Active: false}) // revoked at the core
+	if _, err := a.Authenticate(ctx, "Bearer tok"); err != nil {
+		t.Fatalf("cached answer should still serve reads: %v", err)
+	}
+	_, err := a.Revalidate(ctx, "Bearer tok")
+	wantCode(t, err, 401, "auth.unauthorized")
+	_, err = a.Authenticate(ctx, "Bearer tok")
+	wantCode(t, err, 401, "auth.unauthorized") // the fresh answer replaced the cached one
+}

@@ -1,0 +1,143 @@
+// Package identitycore is the boundary between the Account API and the identity core behind it:
+// the operations the handlers need, as one interface, and the types they exchange. The Logto
+// implementation (Management API + OIDC) lives in the logto sub-package; another core can be
+// added beside it without touching the handlers.
+package identitycore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
+)
+
+// Core is everything the Account API asks of the identity core.
+type Core interface {
+	// Introspect asks the core whether an opaque access token is active (RFC 7662).
+	Introspect(ctx context.Context, token string) (Introspection, error)
+	// User reads a user; withSSO also loads the enterprise SSO identities (for identifier counts).
+	User(ctx context.Context, id string, withSSO bool) (*User, error)
+	// UpdateUser writes the given top-level user fields (JSON replace semantics).
+	UpdateUser(ctx context.Context, id string, fields map[string]any) (*User, error)
+	// UpdateProfile merges profile into the user's OIDC profile claims and returns the result.
+	UpdateProfile(ctx context.Context, id string, profile map[string]any) (json.RawMessage, error)
+	// VerifyPassword checks a user's password; ErrInvalidCredentials when it does not match.
+	VerifyPassword(ctx context.Context, id, password string) error
+	// AccountCenter reads the account-center settings.
+	AccountCenter(ctx context.Context) (accountcenter.Settings, error)
+	// SignInExperience reads the policies the Account API enforces.
+	SignInExperience(ctx context.Context) (*SignInExperience, error)
+	// Application reads an OIDC client (for the first-party check).
+	Application(ctx context.Context, id string) (*Application, error)
+}
+
+// Introspection is an RFC 7662 introspection answer, reduced to what the module uses.
+type Introspection struct {
+	Active    bool   `json:"active"`
+	Subject   string `json:"sub,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Scope     string `json:"scope,omitempty"`
+	ExpiresAt int64  `json:"exp,omitempty"`
+	IssuedAt  int64  `json:"iat,omitempty"`
+	Issuer    string `json:"iss,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	SessionID string `json:"sid,omitempty"`
+}
+
+// User is a user record as Logto's Management API returns it. Fields the module only passes
+// through stay raw JSON, so nothing is lost or re-shaped on the way.
+type User struct {
+	ID            string                     `json:"id"`
+	Username      *string                    `json:"username"`
+	PrimaryEmail  *string                    `json:"primaryEmail"`
+	PrimaryPhone  *string                    `json:"primaryPhone"`
+	Name          *string                    `json:"name"`
+	Avatar        *string                    `json:"avatar"`
+	CustomData    json.RawMessage            `json:"customData"`
+	Identities    map[string]json.RawMessage `json:"identities"`
+	LastSignInAt  *int64                     `json:"lastSignInAt"`
+	CreatedAt     int64                      `json:"createdAt"`
+	UpdatedAt     int64                      `json:"updatedAt"`
+	Profile       json.RawMessage            `json:"profile"`
+	ApplicationID *string                    `json:"applicationId"`
+	CimdClientID  *string                    `json:"cimdClientId"`
+	IsSuspended   bool                       `json:"isSuspended"`
+	HasPassword   bool                       `json:"hasPassword"`
+	SSOIdentities []json.RawMessage          `json:"ssoIdentities,omitempty"`
+}
+
+// IdentifierCount is how many sign-in identifiers the user has (username, email, phone, social
+// and SSO identities): Logto refuses a change that would leave none.
+func (u *User) IdentifierCount() int {
+	n := len(u.Identities) + len(u.SSOIdentities)
+	for _, s := range []*string{u.Username, u.PrimaryEmail, u.PrimaryPhone} {
+		if s != nil && *s != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// HasSecurityVerificationMethod reports whether the user can prove who they are (password,
+// email or phone), which makes step-up mandatory for some changes.
+func (u *User) HasSecurityVerificationMethod() bool {
+	return u.HasPassword || (u.PrimaryEmail != nil && *u.PrimaryEmail != "") ||
+		(u.PrimaryPhone != nil && *u.PrimaryPhone != "")
+}
+
+// Application is an OIDC client registered at the core.
+type Application struct {
+	ID           string `json:"id"`
+	Type         string `json:"type"`
+	IsThirdParty bool   `json:"isThirdParty"`
+}
+
+// SignInExperience holds the policies of Logto's sign-in experience that the Account API
+// enforces.
+type SignInExperience struct {
+	UsernamePolicy UsernamePolicy `json:"usernamePolicy"`
+}
+
+// UsernamePolicy is Logto's usernamePolicy (NOW). Zero values mean Logto's defaults.
+type UsernamePolicy struct {
+	CaseSensitive *bool `json:"caseSensitive,omitempty"`
+	MinLength     int   `json:"minLength,omitempty"`
+	MaxLength     int   `json:"maxLength,omitempty"`
+	AllowedChars  *struct {
+		Lowercase  bool `json:"lowercase"`
+		Uppercase  bool `json:"uppercase"`
+		Numbers    bool `json:"numbers"`
+		Underscore bool `json:"underscore"`
+	} `json:"allowedChars,omitempty"`
+}
+
+// ErrInvalidCredentials is VerifyPassword's answer to a wrong (or absent) password.
+var ErrInvalidCredentials = errors.New("identitycore: invalid credentials")
+
+// Error is a refusal from the core: a status and, when the core said it, Logto's error code.
+// Its Message is the core's and must not be shown to users as is.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Data    json.RawMessage
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("identity core answered %d %s", e.Status, e.Code)
+}
+
+// UnavailableError means the core could not be reached or failed (timeout, connection refused,
+// 5xx, or the core refused the gateway's own credentials).
+type UnavailableError struct {
+	Op    string
+	Cause error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("identity core unavailable (%s): %v", e.Op, e.Cause)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Cause }

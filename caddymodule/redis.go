@@ -1,0 +1,124 @@
+package caddymodule
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisConfig connects the module to Redis: standalone, Sentinel or Cluster.
+type RedisConfig struct {
+	// URL is a redis:// or rediss:// URL; an alternative to Addresses, Username, Password and DB.
+	URL string `json:"url,omitempty"`
+
+	// Addresses are host:port pairs: one for a standalone server, several for a Cluster, or the
+	// Sentinels when MasterName is set.
+	Addresses []string `json:"addresses,omitempty"`
+
+	// MasterName is the Sentinel master name; setting it selects Sentinel.
+	MasterName string `json:"master_name,omitempty"`
+
+	// Username and Password authenticate to Redis. Use placeholders such as {env.REDIS_PASSWORD}.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+
+	// DB is the database number (standalone and Sentinel only).
+	DB int `json:"db,omitempty"`
+
+	// KeyPrefix starts every key the module writes. Default: "account_api:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// Timeout bounds each Redis call: a slow Redis must cost less than a cache miss.
+	// Default: 100ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// DialTimeout bounds connecting. Default: 500ms.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+}
+
+func (c *RedisConfig) setDefaults() {
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "account_api:"
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = caddy.Duration(100 * time.Millisecond)
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = caddy.Duration(500 * time.Millisecond)
+	}
+}
+
+func (c *RedisConfig) validate() error {
+	if (c.URL == "") == (len(c.Addresses) == 0) {
+		return errors.New("account_api: redis needs either url or addresses")
+	}
+	return nil
+}
+
+// redisPool shares Redis clients across config reloads: a reload with the same connection
+// settings keeps its pool of connections instead of reconnecting.
+var redisPool = caddy.NewUsagePool()
+
+type pooledClient struct{ redis.UniversalClient }
+
+// Destruct closes the client when the last config using it is cleaned up.
+func (p pooledClient) Destruct() error { return p.Close() }
+
+// client returns the shared client for this configuration and the pool key to release.
+func (c *RedisConfig) client(repl *caddy.Replacer) (redis.UniversalClient, string, error) {
+	opts, err := c.options(repl)
+	if err != nil {
+		return nil, "", err
+	}
+	// The key identifies the connection, with the password hashed so it never sits in memory
+	// dumps of the pool's keys in the clear.
+	fingerprint, _ := json.Marshal([]any{opts.Addrs, opts.MasterName, opts.Username,
+		sha256.Sum256([]byte(opts.Password)), opts.DB, opts.TLSConfig != nil, c.Timeout, c.DialTimeout})
+	sum := sha256.Sum256(fingerprint)
+	key := "account_api.redis." + hex.EncodeToString(sum[:])
+	v, _, err := redisPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return pooledClient{redis.NewUniversalClient(opts)}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(pooledClient).UniversalClient, key, nil
+}
+
+func (c *RedisConfig) options(repl *caddy.Replacer) (*redis.UniversalOptions, error) {
+	opts := &redis.UniversalOptions{
+		Addrs:      c.Addresses,
+		MasterName: repl.ReplaceKnown(c.MasterName, ""),
+		Username:   repl.ReplaceKnown(c.Username, ""),
+		Password:   repl.ReplaceKnown(c.Password, ""),
+		DB:         c.DB,
+	}
+	for i, a := range opts.Addrs {
+		opts.Addrs[i] = repl.ReplaceKnown(a, "")
+	}
+	if u := repl.ReplaceKnown(c.URL, ""); u != "" {
+		parsed, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("account_api: redis url: %w", err) // ParseURL errors carry no password
+		}
+		opts.Addrs = []string{parsed.Addr}
+		opts.Username, opts.Password, opts.DB, opts.TLSConfig = parsed.Username, parsed.Password, parsed.DB, parsed.TLSConfig
+	}
+	timeout := time.Duration(c.Timeout)
+	opts.ClientName = "caddy-account-api"
+	opts.DialTimeout = time.Duration(c.DialTimeout)
+	opts.ReadTimeout = timeout
+	opts.WriteTimeout = timeout
+	opts.PoolTimeout = timeout
+	// Without it go-redis ignores context deadlines (caddy-engineering.md finding 3).
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = 1
+	opts.MinIdleConns = 2
+	return opts, nil
+}
