@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Build, try out and test the account_api Caddy module.
+#
+#   ./xcaddy.sh build [--force]   build ./caddy with this module (xcaddy)
+#   ./xcaddy.sh run               quickstart: dev core + Caddy with Caddyfile.example
+#   ./xcaddy.sh test [ARGS...]    the whole test suite (what .ci/run calls)
+#   ./xcaddy.sh bench             benchmarks (not implemented yet)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+CADDY_VERSION_PIN="v2.11.9"
+XCADDY_VERSION="v0.4.5"
+MODULE="github.com/accountedge/caddy-account-api"
+# The Caddy module lives in a sub-package; the repository root has no Go
+# package to blank-import, so xcaddy gets the package with --with and the
+# module path with --replace.
+PLUGIN_PACKAGE="$MODULE/caddymodule"
+
+usage() {
+	cat <<'EOF'
+usage: ./xcaddy.sh COMMAND
+
+  build [--force]  build ./caddy (Caddy v2.11.9 + this module) with xcaddy;
+                   skipped when ./caddy is newer than the Go sources
+  run              quickstart: start the development core (a stand-in for
+                   Logto), print a user token and example curl lines, and
+                   run Caddy with Caddyfile.example on http://127.0.0.1:8080
+  test [ARGS...]   install test dependencies, build, gofmt, go vet, go test
+                   (ARGS go to `go test`, e.g. -run TestName -v)
+  bench            benchmarks (not implemented yet)
+  help             this text
+EOF
+}
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# find_xcaddy prints the path of xcaddy, installing the pinned version into
+# GOPATH/bin when it is neither on PATH nor there already.
+find_xcaddy() {
+	if command -v xcaddy >/dev/null 2>&1; then
+		command -v xcaddy
+		return
+	fi
+	local gobin
+	gobin="$(go env GOPATH)/bin"
+	if [[ ! -x "$gobin/xcaddy" ]]; then
+		log "installing xcaddy $XCADDY_VERSION"
+		go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
+	fi
+	echo "$gobin/xcaddy"
+}
+
+# sources_newer_than_caddy prints the first build input newer than ./caddy.
+# tests/ and *_test.go do not go into the binary, so editing them does not
+# force a rebuild.
+sources_newer_than_caddy() {
+	find . \( -path ./tests -o -path ./.git -o -path ./.bin \) -prune -o \
+		\( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum \) \
+		-newer ./caddy -print -quit
+}
+
+# build_goproxy prints GOPROXY for xcaddy: the configured proxies joined
+# with '|' (fall through on any error, not only 404/410) and then an empty
+# file:// proxy, which answers "not found". A 403 for an unpublished path
+# thus becomes "no such module" and Go settles on the replaced module.
+# "direct" is dropped: only the module proxy is reachable here, and a git
+# fetch of an unpublished path could only fail slowly.
+build_goproxy() {
+	local empty="$ROOT/.bin/goproxy-empty" list=() entries=() e
+	mkdir -p "$empty"
+	IFS=',|' read -ra list <<<"$(go env GOPROXY)"
+	for e in "${list[@]}"; do
+		case "$e" in
+		direct | off | "") ;;
+		*) entries+=("$e") ;;
+		esac
+	done
+	entries+=("file://$empty")
+	(
+		IFS='|'
+		echo "${entries[*]}"
+	)
+}
+
+cmd_build() {
+	local force=0
+	for arg in "$@"; do
+		case "$arg" in
+		--force) force=1 ;;
+		*) die "build: unknown argument $arg" ;;
+		esac
+	done
+	if [[ $force -eq 0 && -x ./caddy && -z "$(sources_newer_than_caddy)" ]]; then
+		log "./caddy is up to date (use --force to rebuild)"
+		return
+	fi
+	local xcaddy
+	xcaddy="$(find_xcaddy)"
+	log "building ./caddy (Caddy $CADDY_VERSION_PIN + $PLUGIN_PACKAGE); a cold build takes ~2 min"
+	# The replace lets Go use the zero pseudo-version
+	# v0.0.0-00010101000000-000000000000 of this module from ./ without
+	# asking the proxy. Resolving the import of the sub-package still asks
+	# the proxy about the (unpublished) path MODULE/caddymodule, which
+	# answers 403, a hard error; hence the proxy chain from build_goproxy.
+	GOPROXY="$(build_goproxy)" CADDY_VERSION="$CADDY_VERSION_PIN" "$xcaddy" build \
+		--output ./caddy \
+		--with "$PLUGIN_PACKAGE" \
+		--replace "$MODULE=./"
+	# A binary without the module would make every later step misleading.
+	# (grep without -q: an early exit would SIGPIPE caddy and trip pipefail.)
+	if ! ./caddy list-modules | grep -x 'http.handlers.account_api' >/dev/null; then
+		die "./caddy was built but does not list http.handlers.account_api"
+	fi
+	log "built ./caddy"
+}
+
+# json_field extracts a top-level string field from a one-line JSON object.
+# Values here (URLs, ids, tokens) contain no quotes, so sed is enough and
+# the quickstart needs neither jq nor python.
+json_field() {
+	sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" <<<"$2"
+}
+
+cmd_run() {
+	[[ -f Caddyfile.example ]] || die "Caddyfile.example missing"
+	command -v curl >/dev/null 2>&1 || die "curl is needed (apt-get install -y curl)"
+	cmd_build
+
+	mkdir -p .bin
+	log "building the development core"
+	go build -o .bin/devcore ./tests/devcore/cmd/devcore
+
+	local port="${DEVCORE_PORT:-3001}"
+	local out=.bin/devcore.out errlog=.bin/devcore.log
+	: >"$out"
+	.bin/devcore -listen "127.0.0.1:$port" >"$out" 2>"$errlog" &
+	DEVCORE_PID=$!
+	# Stop the dev core however this script ends: Caddy exiting, Ctrl-C, error.
+	trap 'kill "$DEVCORE_PID" 2>/dev/null || true; wait "$DEVCORE_PID" 2>/dev/null || true' EXIT
+	trap 'exit 130' INT TERM
+
+	# The dev core prints one JSON line with its URL and credentials once it
+	# is listening; wait for it (or for the process to die).
+	local line="" i
+	for ((i = 0; i < 150; i++)); do
+		line="$(head -n 1 "$out")"
+		[[ -n "$line" && "$line" == *"}"* ]] && break
+		kill -0 "$DEVCORE_PID" 2>/dev/null || { cat "$errlog" >&2; die "dev core exited at start"; }
+		sleep 0.1
+	done
+	[[ -n "$line" ]] || { cat "$errlog" >&2; die "dev core printed nothing within 15s"; }
+
+	local url client_id client_secret user_id password
+	url="$(json_field url "$line")"
+	client_id="$(json_field clientId "$line")"
+	client_secret="$(json_field clientSecret "$line")"
+	user_id="$(json_field demoUserId "$line")"
+	password="$(json_field demoPassword "$line")"
+	[[ -n "$url" && -n "$client_id" && -n "$user_id" ]] || die "unexpected dev core line: $line"
+
+	# Caddyfile.example reads exactly these.
+	export ACCOUNT_API_CORE_URL="$url"
+	export ACCOUNT_API_CLIENT_ID="$client_id"
+	export ACCOUNT_API_CLIENT_SECRET="$client_secret"
+
+	local resp token
+	resp="$(curl -s -X POST "$url/dev/tokens" -H 'content-type: application/json' \
+		-d "{\"userId\":\"$user_id\",\"scope\":\"openid profile email phone identities custom_data address\"}")"
+	token="$(json_field access_token "$resp")"
+	[[ -n "$token" ]] || die "could not mint a user token: $resp"
+
+	local api="http://127.0.0.1:8080"
+	cat <<EOF
+
+  Development core on $url (log: $errlog)
+  It is a DEVELOPMENT STAND-IN for Logto, for trying the module locally:
+  in-memory data, no real sign-in. Point ACCOUNT_API_CORE_URL at a real
+  Logto in production.
+
+  Demo user $user_id, password $password. A user access token:
+
+export TOKEN='$token'
+
+  Try (in another terminal):
+
+curl -s $api/api/my-account -H "authorization: Bearer \$TOKEN"
+curl -s -X PATCH $api/api/my-account -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"name":"Ada Lovelace"}'
+export VID=\$(curl -s -X POST $api/api/verifications/password -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"password":"$password"}' | sed -n 's/.*"verificationRecordId":"\([^"]*\)".*/\1/p'); echo "\$VID"
+curl -s -X PATCH $api/api/my-account -H "authorization: Bearer \$TOKEN" -H "logto-verification-id: \$VID" -H 'content-type: application/json' -d '{"username":"ada_lovelace"}'
+
+  Starting Caddy with Caddyfile.example on $api (admin 127.0.0.1:2019); Ctrl-C stops both.
+
+EOF
+	# Not exec: the EXIT trap must still stop the dev core afterwards.
+	./caddy run --config Caddyfile.example --adapter caddyfile
+}
+
+# ensure_redis installs redis-server for the tests that need a real one;
+# in CI those tests fail rather than skip without it.
+ensure_redis() {
+	command -v redis-server >/dev/null 2>&1 && return
+	log "installing redis-server (apt)"
+	local sudo=()
+	if [[ $(id -u) -ne 0 ]]; then
+		command -v sudo >/dev/null 2>&1 || die "redis-server missing and not root: install it"
+		sudo=(sudo)
+	fi
+	"${sudo[@]}" apt-get update
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+}
+
+# go_files lists the Go files git knows about (tracked, plus new files not
+# ignored so a local run catches them before commit).
+go_files() {
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git ls-files --cached --others --exclude-standard -- '*.go' |
+			while IFS= read -r f; do [[ -f "$f" ]] && printf '%s\n' "$f"; done
+	else
+		find . \( -path ./.git -o -path ./.bin \) -prune -o -name '*.go' -print
+	fi
+}
+
+cmd_test() {
+	ensure_redis
+	log "go mod download"
+	go mod download
+	cmd_build
+
+	log "gofmt"
+	local files=() unformatted
+	mapfile -t files < <(go_files)
+	if ((${#files[@]} > 0)); then
+		unformatted="$(gofmt -l "${files[@]}")"
+		if [[ -n "$unformatted" ]]; then
+			printf 'gofmt needed on:\n%s\n' "$unformatted" >&2
+			exit 1
+		fi
+	fi
+
+	log "go vet ./..."
+	go vet ./...
+
+	log "go test ./..."
+	go test -count=1 -timeout 20m ./... "$@"
+}
+
+cmd_bench() {
+	echo "bench: not implemented yet" >&2
+	exit 2
+}
+
+case "${1:-help}" in
+build) shift; cmd_build "$@" ;;
+run) shift; cmd_run "$@" ;;
+test) shift; cmd_test "$@" ;;
+bench) shift; cmd_bench "$@" ;;
+help | -h | --help) usage ;;
+*)
+	usage >&2
+	exit 2
+	;;
+esac
