@@ -1,0 +1,161 @@
+package devcore
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// The /dev API exists only in this stand-in, never in Logto. It has no authentication: the dev
+// core listens on loopback only, and these routes are how tests get what a real core would
+// produce through a browser sign-in (a user access token) or cannot show at all (stats).
+
+// MintRequest is the body of POST /dev/tokens.
+type MintRequest struct {
+	UserID string `json:"userId"`
+	Scope  string `json:"scope"`
+	// ClientID is the application the token is issued to; default DemoAppID.
+	ClientID string `json:"clientId,omitempty"`
+	// ExpiresIn is the lifetime in seconds; default 3600. Zero or negative mints a token that is
+	// already expired.
+	ExpiresIn *int64 `json:"expiresIn,omitempty"`
+	// Format is "opaque" (default; what Logto issues when no resource is requested, and what
+	// introspection knows) or "jwt" (an RS256 access token for Audience).
+	Format   string `json:"format,omitempty"`
+	Audience string `json:"audience,omitempty"`
+}
+
+// MintResponse is the answer of POST /dev/tokens, shaped like a token endpoint response.
+type MintResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+func devInputError(w http.ResponseWriter, reason string) {
+	newError(http.StatusBadRequest, "dev.invalid_input", reason).write(w)
+}
+
+// decodeDevBody reads a dev API body into v; on failure it answers 400 and returns false.
+func decodeDevBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	raw, ok := readJSONBody(w, r)
+	if !ok {
+		return false
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		devInputError(w, err.Error())
+		return false
+	}
+	return true
+}
+
+// handleDevMintToken mints a user access token as if the user had signed in to ClientID.
+func (c *Core) handleDevMintToken(w http.ResponseWriter, r *http.Request) {
+	var req MintRequest
+	if !decodeDevBody(w, r, &req) {
+		return
+	}
+	if req.ClientID == "" {
+		req.ClientID = DemoAppID
+	}
+	if req.Format == "" {
+		req.Format = "opaque"
+	}
+	expiresIn := int64(3600)
+	if req.ExpiresIn != nil {
+		expiresIn = *req.ExpiresIn
+	}
+	switch {
+	case req.UserID == "":
+		devInputError(w, "userId is required")
+		return
+	case req.Format != "opaque" && req.Format != "jwt":
+		devInputError(w, `format must be "opaque" or "jwt"`)
+		return
+	case req.Format == "jwt" && req.Audience == "":
+		devInputError(w, "a jwt needs an audience (the API resource indicator)")
+		return
+	}
+
+	c.mu.Lock()
+	u, app := c.users[req.UserID], c.apps[req.ClientID]
+	c.mu.Unlock()
+	if u == nil {
+		writeError(w, http.StatusNotFound, "entity.not_found")
+		return
+	}
+	if app == nil {
+		devInputError(w, "unknown clientId "+req.ClientID)
+		return
+	}
+
+	ttl := time.Duration(expiresIn) * time.Second
+	var token string
+	if req.Format == "jwt" {
+		var err error
+		if token, err = c.signAccessToken(r, req.UserID, req.ClientID, req.Scope, req.Audience, ttl); err != nil {
+			writeInternalError(w)
+			return
+		}
+	} else {
+		now := time.Now()
+		token = opaqueToken()
+		c.mu.Lock()
+		c.tokens[token] = &tokenRecord{subject: req.UserID, clientID: req.ClientID, scope: req.Scope,
+			audience: req.Audience, issuedAt: now, expires: now.Add(ttl)}
+		c.mu.Unlock()
+	}
+	writeJSON(w, http.StatusOK, MintResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: req.Scope})
+}
+
+// handleDevRevokeToken revokes an opaque token: introspection then says inactive. Unknown tokens
+// and JWTs (which Logto cannot revoke either) are accepted silently, as RFC 7009 does.
+func (c *Core) handleDevRevokeToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token string `json:"token"`
+	}
+	if !decodeDevBody(w, r, &req) {
+		return
+	}
+	c.mu.Lock()
+	if rec := c.tokens[req.Token]; rec != nil {
+		rec.revoked = true
+	}
+	c.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (c *Core) handleDevStats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, c.Stats())
+}
+
+func (c *Core) handleDevResetStats(w http.ResponseWriter, r *http.Request) {
+	c.ResetStats()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleDevIntrospectionDelay sets the artificial introspection latency: {"ms": 200}, 0 = off.
+func (c *Core) handleDevIntrospectionDelay(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		MS *int64 `json:"ms"`
+	}
+	if !decodeDevBody(w, r, &req) {
+		return
+	}
+	if req.MS == nil || *req.MS < 0 {
+		devInputError(w, "ms must be a number >= 0")
+		return
+	}
+	c.SetIntrospectionDelay(time.Duration(*req.MS) * time.Millisecond)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (c *Core) handleDevRotateKey(w http.ResponseWriter, r *http.Request) {
+	kid, err := c.RotateKey()
+	if err != nil {
+		writeInternalError(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, ordered{{"kid", kid}})
+}

@@ -1,0 +1,308 @@
+// Package devcore is a development stand-in for a Logto 1.42 identity core: an in-memory HTTP
+// server that speaks Logto's OIDC endpoints (discovery, JWKS, client-credentials token,
+// introspection) and the part of the Management API the Account API gateway uses, with Logto's
+// bodies, status codes and error shapes (see /work/shared/reference, exchanges 0-6 and 35-44).
+//
+// It is NOT an identity provider: there is no sign-in, no persistence and no hardening. It exists
+// so tests and the quickstart can run the gateway without a real Logto. Beyond Logto's routes it
+// serves a small dev-only API under /dev (mint and revoke user tokens, stats, introspection delay,
+// key rotation) that a real Logto does not have.
+//
+// Routes (the base URL and issuer follow the request's Host unless Config.Issuer is set):
+//
+//	GET    /oidc/.well-known/openid-configuration
+//	GET    /oidc/jwks
+//	POST   /oidc/token                      client_credentials for Config.ManagementResource only
+//	POST   /oidc/token/introspection        opaque tokens minted by /dev/tokens; JWTs are inactive
+//	GET    /api/account-center              Management API: M2M JWT with scope "all"
+//	PATCH  /api/account-center
+//	GET    /api/sign-in-exp
+//	PATCH  /api/sign-in-exp                 shallow merge of top-level keys
+//	GET    /api/applications/{id}
+//	POST   /api/users
+//	GET    /api/users/{userId}              ?includeSsoIdentities=true adds "ssoIdentities": []
+//	PATCH  /api/users/{userId}
+//	PATCH  /api/users/{userId}/profile
+//	POST   /api/users/{userId}/password/verify
+//	PATCH  /api/users/{userId}/password
+//	PUT    /api/users/{userId}/identities/{target}
+//	DELETE /api/users/{userId}/identities/{target}
+//	POST   /dev/tokens                      dev only: {userId, scope, clientId?, expiresIn?, format?, audience?}
+//	POST   /dev/tokens/revoke               dev only: {token}
+//	GET    /dev/stats, POST /dev/stats/reset
+//	POST   /dev/introspection-delay         dev only: {"ms": 200}
+//	POST   /dev/keys/rotate                 dev only: answers {kid}
+package devcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Seed data: the demo user the quickstart signs in as, a second user for collision tests, and
+// the applications the gateway looks up.
+const (
+	DemoUserID   = "demouser0001"
+	DemoUsername = "demo"
+	DemoPassword = "Demo-Passw0rd!"
+	DemoEmail    = "demo@example.com"
+
+	OtherUserID   = "oracleuser01"
+	OtherUsername = "oracle"
+	OtherPassword = "Oracle-Passw0rd!"
+	OtherEmail    = "oracle@example.com"
+
+	// DemoAppID is Logto's built-in "Live Preview" SPA: the default client of minted user tokens.
+	DemoAppID = "demo-app"
+	// ThirdPartyAppID is a third-party application (isThirdParty true).
+	ThirdPartyAppID = "third-party-app"
+	// FirstPartyWebAppID is a first-party traditional web application.
+	FirstPartyWebAppID = "first-party-web"
+)
+
+// Defaults of Config.
+const (
+	DefaultClientID           = "m2m-gateway"
+	DefaultClientSecret       = "dev-gateway-secret"
+	DefaultManagementResource = "https://default.logto.app/api"
+)
+
+// Config configures a Core. The zero value is usable.
+type Config struct {
+	// Issuer fixes the OIDC issuer, like Logto's ENDPOINT setting (plus /oidc). Empty: it is
+	// derived from each request's Host, http://<host>/oidc, so one Core works on any port.
+	Issuer string
+	// ClientID and ClientSecret of the seeded machine-to-machine application (the gateway's).
+	ClientID     string
+	ClientSecret string
+	// ManagementResource is the Management API's resource indicator (the audience of M2M tokens).
+	ManagementResource string
+}
+
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	if c.ClientSecret == "" {
+		c.ClientSecret = DefaultClientSecret
+	}
+	if c.ManagementResource == "" {
+		c.ManagementResource = DefaultManagementResource
+	}
+	return c
+}
+
+// Core is one in-memory identity core. All its state sits behind one mutex: a dev core does not
+// need anything finer.
+type Core struct {
+	cfg     Config
+	handler http.Handler
+
+	mu            sync.Mutex
+	keys          []*signingKey // newest first; new tokens are signed with keys[0]
+	users         map[string]*user
+	apps          map[string]*application
+	clients       map[string]string // client id -> secret, for client authentication
+	accountCenter accountCenter
+	signInExp     ordered
+	tokens        map[string]*tokenRecord // opaque access tokens by value
+	introDelay    time.Duration
+	stats         Stats
+}
+
+// Stats counts requests so tests can observe caching and coalescing in the gateway.
+type Stats struct {
+	// Introspections counts POST /oidc/token/introspection calls (all, even rejected ones).
+	Introspections int64 `json:"introspections"`
+	// TokenRequests counts POST /oidc/token calls.
+	TokenRequests int64 `json:"tokenRequests"`
+	// JWKSRequests counts GET /oidc/jwks calls.
+	JWKSRequests int64 `json:"jwksRequests"`
+	// Management counts Management API calls by route pattern, e.g. "GET /api/users/{userId}".
+	Management map[string]int64 `json:"management"`
+}
+
+// New returns a seeded Core. It panics only if the system cannot generate an RSA key.
+func New(cfg Config) *Core {
+	c := &Core{
+		cfg:     cfg.withDefaults(),
+		users:   map[string]*user{},
+		tokens:  map[string]*tokenRecord{},
+		clients: map[string]string{},
+	}
+	key, err := newSigningKey()
+	if err != nil {
+		panic(fmt.Sprintf("devcore: generate signing key: %v", err))
+	}
+	c.keys = []*signingKey{key}
+	c.stats.Management = map[string]int64{}
+	c.seed()
+	c.handler = c.routes()
+	return c
+}
+
+// Handler serves the core: /oidc/*, /api/* (Management API) and /dev/*.
+func (c *Core) Handler() http.Handler { return c.handler }
+
+// Config returns the effective configuration (defaults filled in).
+func (c *Core) Config() Config { return c.cfg }
+
+// Stats returns a copy of the request counters.
+func (c *Core) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Management = make(map[string]int64, len(c.stats.Management))
+	for k, v := range c.stats.Management {
+		s.Management[k] = v
+	}
+	return s
+}
+
+// ResetStats sets every counter back to zero.
+func (c *Core) ResetStats() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stats = Stats{Management: map[string]int64{}}
+}
+
+// SetIntrospectionDelay makes every introspection sleep d before answering (0 turns it off), so
+// tests can pile concurrent requests onto one slow introspection.
+func (c *Core) SetIntrospectionDelay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.introDelay = d
+}
+
+// RotateKey adds a new signing key and returns its kid. New tokens are signed with it; the old
+// keys stay in the JWKS so tokens already issued keep verifying, as after a Logto key rotation.
+func (c *Core) RotateKey() (string, error) {
+	key, err := newSigningKey()
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys = append([]*signingKey{key}, c.keys...)
+	return key.kid, nil
+}
+
+// routes wires every endpoint. Method-qualified patterns make ServeMux answer 405 for a wrong
+// method, and the patterns double as the stats keys of the Management API.
+func (c *Core) routes() http.Handler {
+	mux := http.NewServeMux()
+
+	// OIDC (oidc-provider inside Logto).
+	mux.HandleFunc("GET /oidc/.well-known/openid-configuration", c.handleDiscovery)
+	mux.HandleFunc("GET /oidc/jwks", c.handleJWKS)
+	mux.HandleFunc("POST /oidc/token", c.handleToken)
+	mux.HandleFunc("POST /oidc/token/introspection", c.handleIntrospection)
+
+	// Management API: every route is counted and authenticated first.
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /api/account-center":                        c.handleGetAccountCenter,
+		"PATCH /api/account-center":                      c.handlePatchAccountCenter,
+		"GET /api/sign-in-exp":                           c.handleGetSignInExp,
+		"PATCH /api/sign-in-exp":                         c.handlePatchSignInExp,
+		"GET /api/applications/{id}":                     c.handleGetApplication,
+		"POST /api/users":                                c.handleCreateUser,
+		"GET /api/users/{userId}":                        c.handleGetUser,
+		"PATCH /api/users/{userId}":                      c.handlePatchUser,
+		"PATCH /api/users/{userId}/profile":              c.handlePatchProfile,
+		"POST /api/users/{userId}/password/verify":       c.handleVerifyPassword,
+		"PATCH /api/users/{userId}/password":             c.handlePatchPassword,
+		"PUT /api/users/{userId}/identities/{target}":    c.handlePutIdentity,
+		"DELETE /api/users/{userId}/identities/{target}": c.handleDeleteIdentity,
+	} {
+		mux.Handle(pattern, c.management(pattern, h))
+	}
+
+	// Dev-only API (no auth): exists only in this stand-in.
+	mux.HandleFunc("POST /dev/tokens", c.handleDevMintToken)
+	mux.HandleFunc("POST /dev/tokens/revoke", c.handleDevRevokeToken)
+	mux.HandleFunc("GET /dev/stats", c.handleDevStats)
+	mux.HandleFunc("POST /dev/stats/reset", c.handleDevResetStats)
+	mux.HandleFunc("POST /dev/introspection-delay", c.handleDevIntrospectionDelay)
+	mux.HandleFunc("POST /dev/keys/rotate", c.handleDevRotateKey)
+	return mux
+}
+
+// baseURL is where the client reached us: Logto builds its discovery URLs the same way.
+func baseURL(r *http.Request) string { return "http://" + r.Host }
+
+// issuer is the OIDC issuer for this request.
+func (c *Core) issuer(r *http.Request) string {
+	if c.cfg.Issuer != "" {
+		return c.cfg.Issuer
+	}
+	return baseURL(r) + "/oidc"
+}
+
+// Server is a Core listening on a loopback address.
+type Server struct {
+	// URL is the base URL, e.g. http://127.0.0.1:41234.
+	URL  string
+	Core *Core
+	srv  *http.Server
+	done chan error
+}
+
+// Start serves the core on addr, which must be a loopback address ("" or ":0" picks a free port
+// on 127.0.0.1). The dev core refuses other interfaces: it has no security worth exposing.
+func (c *Core) Start(addr string) (*Server, error) {
+	addr, err := LoopbackAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		URL:  "http://" + ln.Addr().String(),
+		Core: c,
+		srv:  &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		done: make(chan error, 1),
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Close stops the server and waits for in-flight requests (at most 5 seconds).
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if serveErr := <-s.done; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+		err = serveErr
+	}
+	return err
+}
+
+// LoopbackAddr normalises a listen address and refuses anything but loopback: an empty host
+// becomes 127.0.0.1, an empty address 127.0.0.1:0.
+func LoopbackAddr(addr string) (string, error) {
+	if addr == "" {
+		addr = ":0"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %v", addr, err)
+	}
+	switch {
+	case host == "":
+		host = "127.0.0.1"
+	case host == "localhost":
+	default:
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return "", fmt.Errorf("refusing to listen on %q: the dev core is a development stand-in for Logto and only listens on loopback", host)
+		}
+	}
+	return net.JoinHostPort(host, port), nil
+}

@@ -1,0 +1,278 @@
+package devcore
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The OIDC side of Logto is oidc-provider. Its error bodies carry both Logto's code/message and
+// oidc-provider's error/error_description, and every OIDC response allows any origin.
+
+// tokenRecord is a stored opaque access token (Logto persists opaque tokens; JWTs are not stored).
+type tokenRecord struct {
+	subject  string
+	clientID string
+	scope    string
+	audience string // empty for opaque tokens without a resource, the usual case
+	issuedAt time.Time
+	expires  time.Time
+	revoked  bool
+}
+
+func (t *tokenRecord) active(now time.Time) bool { return !t.revoked && now.Before(t.expires) }
+
+func oidcHeaders(w http.ResponseWriter) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+}
+
+// handleDiscovery serves the OpenID configuration with exchange 2's keys and order; endpoint URLs
+// follow the request's host as Logto's do.
+func (c *Core) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	oidcHeaders(w)
+	base := baseURL(r) + "/oidc"
+	writeJSON(w, http.StatusOK, ordered{
+		{"authorization_endpoint", base + "/auth"},
+		{"device_authorization_endpoint", base + "/device/auth"},
+		{"claims_parameter_supported", false},
+		{"claims_supported", []string{"sub", "name", "family_name", "given_name", "middle_name", "nickname",
+			"preferred_username", "profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale",
+			"updated_at", "username", "created_at", "email", "email_verified", "phone_number",
+			"phone_number_verified", "address", "custom_data", "identities", "sso_identities", "roles",
+			"organizations", "organization_data", "organization_roles", "sid", "auth_time", "iss"}},
+		{"code_challenge_methods_supported", []string{"S256"}},
+		{"end_session_endpoint", base + "/session/end"},
+		{"grant_types_supported", []string{"implicit", "authorization_code", "refresh_token", "client_credentials",
+			"urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"}},
+		{"issuer", c.issuer(r)},
+		{"jwks_uri", base + "/jwks"},
+		{"authorization_response_iss_parameter_supported", true},
+		{"response_modes_supported", []string{"form_post", "fragment", "query"}},
+		{"response_types_supported", []string{"code id_token", "code", "id_token", "none"}},
+		{"scopes_supported", []string{"openid", "offline_access", "profile", "email", "phone", "address",
+			"custom_data", "identities", "roles", "urn:logto:scope:organizations",
+			"urn:logto:scope:organization_roles", "urn:logto:scope:sessions", "urn:logto:scope:trusted_devices"}},
+		{"subject_types_supported", []string{"public"}},
+		{"token_endpoint_auth_methods_supported", []string{"client_secret_basic", "client_secret_jwt",
+			"client_secret_post", "private_key_jwt", "none"}},
+		{"token_endpoint_auth_signing_alg_values_supported", []string{"HS256", "RS256", "PS256", "ES256", "Ed25519", "EdDSA"}},
+		{"token_endpoint", base + "/token"},
+		// Logto signs with ES384 by default; this core's keys are RSA, so it says RS256.
+		{"id_token_signing_alg_values_supported", []string{"RS256"}},
+		{"pushed_authorization_request_endpoint", base + "/request"},
+		{"request_uri_parameter_supported", false},
+		{"userinfo_endpoint", base + "/me"},
+		{"introspection_endpoint", base + "/token/introspection"},
+		{"revocation_endpoint", base + "/token/revocation"},
+		{"backchannel_logout_supported", true},
+		{"backchannel_logout_session_supported", true},
+		{"claim_types_supported", []string{"normal"}},
+	})
+}
+
+// handleJWKS publishes every signing key, newest first, so tokens signed before a rotation still
+// verify.
+func (c *Core) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.stats.JWKSRequests++
+	keys := make([]publicJWK, len(c.keys))
+	for i, k := range c.keys {
+		keys[i] = k.public()
+	}
+	c.mu.Unlock()
+	oidcHeaders(w)
+	writeJSON(w, http.StatusOK, ordered{{"keys", keys}})
+}
+
+// parseOIDCForm reads an oidc-provider POST body, which must be form-encoded.
+func parseOIDCForm(w http.ResponseWriter, r *http.Request) (url.Values, *oidcError) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" {
+		return nil, newOIDCError(http.StatusBadRequest, "invalid_request",
+			"only application/x-www-form-urlencoded content-type bodies are supported on POST /token")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, newOIDCError(http.StatusBadRequest, "invalid_request", "could not parse the request body")
+	}
+	return r.PostForm, nil
+}
+
+// authenticateClient implements client_secret_basic and client_secret_post the way oidc-provider
+// answers: no credentials at all is 400 invalid_request, wrong credentials 401 invalid_client.
+func (c *Core) authenticateClient(r *http.Request, form url.Values) (string, *oidcError) {
+	var id, secret string
+	header := r.Header.Get("Authorization")
+	switch {
+	case header != "" && (form.Has("client_id") && form.Has("client_secret")):
+		return "", newOIDCError(http.StatusBadRequest, "invalid_request",
+			"client authentication must only be provided using one mechanism")
+	case header != "":
+		scheme, cred, _ := strings.Cut(header, " ")
+		if !strings.EqualFold(scheme, "basic") || cred == "" {
+			return "", newOIDCError(http.StatusBadRequest, "invalid_request", "invalid authorization header value format")
+		}
+		raw, err := base64.StdEncoding.DecodeString(cred)
+		if err != nil {
+			return "", newOIDCError(http.StatusBadRequest, "invalid_request", "invalid authorization header value format")
+		}
+		u, p, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return "", newOIDCError(http.StatusBadRequest, "invalid_request", "invalid authorization header value format")
+		}
+		// RFC 6749 section 2.3.1: Basic credentials are form-urlencoded first.
+		if id, err = url.QueryUnescape(u); err != nil {
+			return "", newOIDCError(http.StatusBadRequest, "invalid_request", "client_id and client_secret in the authorization header are not properly encoded")
+		}
+		if secret, err = url.QueryUnescape(p); err != nil {
+			return "", newOIDCError(http.StatusBadRequest, "invalid_request", "client_id and client_secret in the authorization header are not properly encoded")
+		}
+	case form.Get("client_id") != "":
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	default:
+		return "", newOIDCError(http.StatusBadRequest, "invalid_request", "no client authentication mechanism provided")
+	}
+
+	c.mu.Lock()
+	want, known := c.clients[id]
+	c.mu.Unlock()
+	if !known || secret == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
+		return "", newOIDCError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+	}
+	return id, nil
+}
+
+// handleToken implements the client_credentials grant for the Management API resource, the only
+// grant a gateway uses. oidc-provider's check order: body, grant type, client, resource. Only the
+// machine-to-machine app has a secret, so only it gets past client authentication.
+func (c *Core) handleToken(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.stats.TokenRequests++
+	c.mu.Unlock()
+	oidcHeaders(w)
+	w.Header().Set("Cache-Control", "no-store")
+
+	form, oerr := parseOIDCForm(w, r)
+	if oerr != nil {
+		oerr.write(w)
+		return
+	}
+	switch grant := form.Get("grant_type"); grant {
+	case "":
+		newOIDCError(http.StatusBadRequest, "invalid_request", "missing required parameter 'grant_type'").write(w)
+		return
+	case "client_credentials":
+	default:
+		// Logto supports the interactive grants too; a dev core without sign-in cannot.
+		newOIDCError(http.StatusBadRequest, "unsupported_grant_type", "unsupported grant_type requested").write(w)
+		return
+	}
+	clientID, oerr := c.authenticateClient(r, form)
+	if oerr != nil {
+		oerr.write(w)
+		return
+	}
+	if form.Get("resource") != c.cfg.ManagementResource {
+		newOIDCError(http.StatusBadRequest, "invalid_target", "resource indicator is missing, or unknown").write(w)
+		return
+	}
+	// oidc-provider keeps only the requested scopes the resource defines; the Management API
+	// defines one, "all". Without it the token carries no scope and the API answers 403.
+	var scope string
+	if slices.Contains(strings.Fields(form.Get("scope")), "all") {
+		scope = "all"
+	}
+	token, err := c.signAccessToken(r, clientID, clientID, scope, c.cfg.ManagementResource, time.Hour)
+	if err != nil {
+		writeInternalError(w)
+		return
+	}
+	resp := ordered{{"access_token", token}, {"expires_in", 3600}, {"token_type", "Bearer"}}
+	if scope != "" {
+		resp = append(resp, member{"scope", scope})
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// signAccessToken issues an RS256 JWT access token with the newest key.
+func (c *Core) signAccessToken(r *http.Request, subject, clientID, scope, audience string, ttl time.Duration) (string, error) {
+	now := time.Now()
+	c.mu.Lock()
+	key := c.keys[0]
+	c.mu.Unlock()
+	return key.sign(accessClaims{
+		JTI:      randomString(idAlphabet+"ABCDEFGHIJKLMNOPQRSTUVWXYZ-_", 21),
+		Sub:      subject,
+		IAT:      now.Unix(),
+		EXP:      now.Add(ttl).Unix(),
+		Scope:    scope,
+		ClientID: clientID,
+		Iss:      c.issuer(r),
+		Aud:      audience,
+	})
+}
+
+// handleIntrospection is RFC 7662 as Logto answers it: only persisted opaque tokens can be
+// active; any JWT is {"active": false} (exchange 10 shows the consequence).
+func (c *Core) handleIntrospection(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.stats.Introspections++
+	delay := c.introDelay
+	c.mu.Unlock()
+	oidcHeaders(w)
+	w.Header().Set("Cache-Control", "no-store")
+	if delay > 0 {
+		// Sleep before reading anything, so concurrent callers really overlap.
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+
+	form, oerr := parseOIDCForm(w, r)
+	if oerr != nil {
+		oerr.write(w)
+		return
+	}
+	if _, oerr := c.authenticateClient(r, form); oerr != nil {
+		oerr.write(w)
+		return
+	}
+	token := form.Get("token")
+	if token == "" {
+		newOIDCError(http.StatusBadRequest, "invalid_request", "missing required parameter 'token'").write(w)
+		return
+	}
+
+	c.mu.Lock()
+	rec := c.tokens[token]
+	var snapshot tokenRecord
+	if rec != nil {
+		snapshot = *rec
+	}
+	c.mu.Unlock()
+	if rec == nil || !snapshot.active(time.Now()) {
+		writeJSON(w, http.StatusOK, ordered{{"active", false}})
+		return
+	}
+	resp := ordered{
+		{"active", true},
+		{"sub", snapshot.subject},
+		{"client_id", snapshot.clientID},
+		{"exp", snapshot.expires.Unix()},
+		{"iat", snapshot.issuedAt.Unix()},
+		{"iss", c.issuer(r)},
+		{"scope", snapshot.scope},
+		{"token_type", "Bearer"},
+	}
+	if snapshot.audience != "" {
+		resp = append(resp, member{"aud", snapshot.audience})
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
