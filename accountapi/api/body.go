@@ -64,11 +64,12 @@ func (f *fields) str(key string, nullable bool, path ...any) (value *string, pre
 	if !ok {
 		return nil, false
 	}
-	if string(raw) == "null" && nullable {
+	if jsonType(raw) == "null" && nullable {
 		return nil, true
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	// json.Unmarshal leaves a string untouched on null, so the type is checked first.
+	if jsonType(raw) != "string" || json.Unmarshal(raw, &s) != nil {
 		f.issues = append(f.issues, apierror.InvalidType("string", jsonType(raw), append(path, key)...))
 		return nil, true
 	}

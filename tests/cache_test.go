@@ -1,0 +1,140 @@
+package tests
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/accountedge/caddy-account-api/tests/devcore"
+	"github.com/accountedge/caddy-account-api/tests/harness"
+)
+
+// cacheModes runs a test with the in-process store only, and with a real Redis as second level.
+func cacheModes(t *testing.T, test func(t *testing.T, e *env)) {
+	t.Run("in-process", func(t *testing.T) { test(t, newEnv(t, options{})) })
+	t.Run("redis", func(t *testing.T) {
+		test(t, newEnv(t, options{redis: harness.StartRedis(t).Addr()}))
+	})
+}
+
+func TestTokenCacheHitsAndMisses(t *testing.T) {
+	cacheModes(t, func(t *testing.T, e *env) {
+		tok := e.userToken(allScopes)
+		before := e.stats().Introspections
+		for i := 0; i < 5; i++ {
+			if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+		}
+		if n := e.stats().Introspections - before; n != 1 {
+			t.Fatalf("5 requests with one token made %d introspections, want 1", n)
+		}
+		// Negative entries: an unknown token is asked about once while its entry lives.
+		for i := 0; i < 3; i++ {
+			expectError(t, e.do("GET", "/api/my-account", "unknown-token", nil), http.StatusUnauthorized, "auth.unauthorized")
+		}
+		if n := e.stats().Introspections - before; n != 2 {
+			t.Fatalf("introspections = %d, want 2 (one per token)", n)
+		}
+	})
+}
+
+func TestExpiredTokenRefusedWhileCached(t *testing.T) {
+	cacheModes(t, func(t *testing.T, e *env) {
+		ttl := int64(2)
+		tok := e.token(devcore.MintRequest{Scope: allScopes, ExpiresIn: &ttl})
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		// token_cache_ttl is 5m, but the entry lives only as long as the token: past exp the
+		// module either re-checks exp on a hit (unit test TestCachedAnswerNeverOutlivesExpiry moves
+		// the clock to prove it) or finds no entry and asks the core, which says inactive.
+		time.Sleep(2100 * time.Millisecond)
+		for i := 0; i < 3; i++ {
+			expectError(t, e.do("GET", "/api/my-account", tok, nil), http.StatusUnauthorized, "auth.unauthorized")
+		}
+	})
+}
+
+func TestConcurrentFirstRequestsMakeOneIntrospection(t *testing.T) {
+	cacheModes(t, func(t *testing.T, e *env) {
+		e.core.Core.SetIntrospectionDelay(300 * time.Millisecond)
+		defer e.core.Core.SetIntrospectionDelay(0)
+		tok := e.userToken(allScopes)
+		before := e.stats().Introspections
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
+		var wg sync.WaitGroup
+		var ok, failed atomic.Int64
+		start := make(chan struct{})
+		for i := 0; i < 1000; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				req, _ := http.NewRequest("GET", e.caddy.URL()+"/api/my-account", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		n := e.stats().Introspections - before
+		t.Logf("1000 concurrent first requests: %d ok, %d failed, %d introspections", ok.Load(), failed.Load(), n)
+		if failed.Load() != 0 || n != 1 {
+			t.Fatalf("want 1000 ok and exactly 1 introspection")
+		}
+	})
+}
+
+func TestSensitiveRoutesAskTheCoreAgain(t *testing.T) {
+	cacheModes(t, func(t *testing.T, e *env) {
+		tok := e.userToken(allScopes)
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+			t.Fatal(r.status)
+		}
+		e.coreJSON("POST", "/dev/tokens/revoke", map[string]string{"token": tok}, nil)
+		// Reads may be served from the cache until the entry expires...
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+			t.Fatalf("cached read: %d", r.status)
+		}
+		// ...but a credential check goes to the core and sees the revocation.
+		expectError(t, e.do("POST", "/api/verifications/password", tok, map[string]any{"password": devcore.DemoPassword}),
+			http.StatusUnauthorized, "auth.unauthorized")
+		expectError(t, e.do("GET", "/api/my-account", tok, nil), http.StatusUnauthorized, "auth.unauthorized")
+	})
+}
+
+func TestInstancesShareRedis(t *testing.T) {
+	redis := harness.StartRedis(t)
+	e := newEnv(t, options{redis: redis.Addr()})
+	second := e.startCaddy(options{redis: redis.Addr()})
+	tok := e.userToken(allScopes)
+	before := e.stats().Introspections
+	if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+		t.Fatal(r.status)
+	}
+	if r := e.call(second.URL(), "GET", "/api/my-account", tok, nil); r.status != 200 {
+		t.Fatal(r.status)
+	}
+	if n := e.stats().Introspections - before; n != 1 {
+		t.Fatalf("two instances made %d introspections for one token, want 1 (shared through Redis)", n)
+	}
+	// A verification record made on one instance is accepted by the other.
+	vid := e.do("POST", "/api/verifications/password", tok, map[string]any{"password": devcore.DemoPassword}).json(t)["verificationRecordId"].(string)
+	r := e.call(second.URL(), "PATCH", "/api/my-account", tok, map[string]any{"username": "shared_record"}, "logto-verification-id", vid)
+	if r.status != 200 {
+		t.Fatalf("record from the first instance refused by the second: %d %s", r.status, r.body)
+	}
+}
