@@ -17,6 +17,8 @@ MODULE="github.com/accountedge/caddy-account-api"
 # package to blank-import, so xcaddy gets the package with --with and the
 # module path with --replace.
 PLUGIN_PACKAGE="$MODULE/caddymodule"
+# Where build puts the binary; the tests read the same variable (tests/harness).
+export CADDY_BIN="${CADDY_BIN:-$ROOT/caddy}"
 
 usage() {
 	cat <<'EOF'
@@ -59,7 +61,7 @@ find_xcaddy() {
 sources_newer_than_caddy() {
 	find . \( -path ./tests -o -path ./.git -o -path ./.bin \) -prune -o \
 		\( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum \) \
-		-newer ./caddy -print -quit
+		-newer "$CADDY_BIN" -print -quit
 }
 
 # build_goproxy prints GOPROXY for xcaddy: the configured proxies joined
@@ -93,28 +95,28 @@ cmd_build() {
 		*) die "build: unknown argument $arg" ;;
 		esac
 	done
-	if [[ $force -eq 0 && -x ./caddy && -z "$(sources_newer_than_caddy)" ]]; then
-		log "./caddy is up to date (use --force to rebuild)"
+	if [[ $force -eq 0 && -x "$CADDY_BIN" && -z "$(sources_newer_than_caddy)" ]]; then
+		log "$CADDY_BIN is up to date (use --force to rebuild)"
 		return
 	fi
 	local xcaddy
 	xcaddy="$(find_xcaddy)"
-	log "building ./caddy (Caddy $CADDY_VERSION_PIN + $PLUGIN_PACKAGE); a cold build takes ~2 min"
+	log "building $CADDY_BIN (Caddy $CADDY_VERSION_PIN + $PLUGIN_PACKAGE); a cold build takes ~2 min"
 	# The replace lets Go use the zero pseudo-version
 	# v0.0.0-00010101000000-000000000000 of this module from ./ without
 	# asking the proxy. Resolving the import of the sub-package still asks
 	# the proxy about the (unpublished) path MODULE/caddymodule, which
 	# answers 403, a hard error; hence the proxy chain from build_goproxy.
 	GOPROXY="$(build_goproxy)" CADDY_VERSION="$CADDY_VERSION_PIN" "$xcaddy" build \
-		--output ./caddy \
+		--output "$CADDY_BIN" \
 		--with "$PLUGIN_PACKAGE" \
 		--replace "$MODULE=./"
 	# A binary without the module would make every later step misleading.
 	# (grep without -q: an early exit would SIGPIPE caddy and trip pipefail.)
-	if ! ./caddy list-modules | grep -x 'http.handlers.account_api' >/dev/null; then
-		die "./caddy was built but does not list http.handlers.account_api"
+	if ! "$CADDY_BIN" list-modules | grep -x 'http.handlers.account_api' >/dev/null; then
+		die "$CADDY_BIN was built but does not list http.handlers.account_api"
 	fi
-	log "built ./caddy"
+	log "built $CADDY_BIN"
 }
 
 # json_field extracts a top-level string field from a one-line JSON object.
@@ -195,7 +197,7 @@ curl -s -X PATCH $api/api/my-account -H "authorization: Bearer \$TOKEN" -H "logt
 
 EOF
 	# Not exec: the EXIT trap must still stop the dev core afterwards.
-	./caddy run --config Caddyfile.example --adapter caddyfile
+	"$CADDY_BIN" run --config Caddyfile.example --adapter caddyfile
 }
 
 # ensure_redis installs redis-server for the tests that need a real one;

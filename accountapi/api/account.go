@@ -109,6 +109,7 @@ func (h *Handler) patchAccount(c *call) error {
 	if err != nil {
 		return coreError(err)
 	}
+	h.cfg.UserChanged(ctx, c.principal.Subject, hasUsername)
 	return writeJSON(c.w, http.StatusOK, profile.Build(u, c.principal, c.settings))
 }
 
@@ -165,5 +166,6 @@ func (h *Handler) patchProfile(c *call) error {
 	if err != nil {
 		return coreError(err)
 	}
+	h.cfg.UserChanged(c.r.Context(), c.principal.Subject, false)
 	return writeJSON(c.w, http.StatusOK, json.RawMessage(profile.Claims(stored, c.principal.HasScope("address"))))
 }

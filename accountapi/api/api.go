@@ -34,7 +34,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// PolicyTTL is how long the sign-in experience and application lookups are cached.
 	PolicyTTL time.Duration
-	Logger    *zap.Logger
+	// UserChanged, when set, is told after the module changed a user at the core, so that what
+	// is cached about that user (here and on other instances) can be dropped. credentials is
+	// true for changes to how the user signs in or proves identity (username, password, primary
+	// email or phone, social identities), after which cached token answers must go too.
+	UserChanged func(ctx context.Context, userID string, credentials bool)
+	Logger      *zap.Logger
 }
 
 // Handler serves the Account API.
@@ -50,6 +55,9 @@ type Handler struct {
 func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.UserChanged == nil {
+		cfg.UserChanged = func(context.Context, string, bool) {}
 	}
 	if cfg.PolicyTTL <= 0 {
 		cfg.PolicyTTL = time.Minute
