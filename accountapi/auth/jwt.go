@@ -130,16 +130,18 @@ func (v *JWTVerifier) key(ctx context.Context, kid string) (jwk.Key, error) {
 	if k, ok := set.LookupKeyID(kid); ok {
 		return k, nil
 	}
-	v.mu.Lock()
-	due := time.Since(v.lastRefresh) >= v.cfg.RefreshInterval
-	if due {
-		v.lastRefresh = time.Now()
-	}
-	v.mu.Unlock()
-	if !due {
-		return nil, nil
-	}
+	// The rate limit is decided inside the coalesced call: a request arriving while a refresh is
+	// in flight joins it, and one arriving just after reads the refreshed set.
 	res, err, _ := v.refresh.Do("jwks", func() (any, error) {
+		v.mu.Lock()
+		due := time.Since(v.lastRefresh) >= v.cfg.RefreshInterval
+		if due {
+			v.lastRefresh = time.Now()
+		}
+		v.mu.Unlock()
+		if !due {
+			return v.cache.Get(context.WithoutCancel(ctx), v.cfg.JWKSURL)
+		}
 		return v.cache.Refresh(context.WithoutCancel(ctx), v.cfg.JWKSURL)
 	})
 	if err != nil {
