@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -84,15 +85,31 @@ func New(cfg Config) *Handler {
 // Prefixes are the paths the Account API owns; every other request belongs to the next handler.
 var Prefixes = []string{"/api/my-account", "/api/verifications"}
 
-// Owns reports whether path is an Account API path: a prefix itself or below it
-// ("/api/my-accounts" is not).
-func Owns(path string) bool {
-	for _, p := range Prefixes {
-		if rest, ok := strings.CutPrefix(path, p); ok && (rest == "" || rest[0] == '/') {
+// Owns reports whether a request path is an Account API path: a prefix itself or below it
+// ("/api/my-accounts" is not). It decides on the path as a lenient router would read it, with
+// dot segments resolved, slashes collapsed and case folded, so that "/api//my-account" or
+// "/API/My-Account" can never slip past the module to a core that routes them to its own
+// Account API.
+func Owns(p string) bool {
+	p = strings.ToLower(canonical(p))
+	for _, prefix := range Prefixes {
+		if rest, ok := strings.CutPrefix(p, prefix); ok && (rest == "" || rest[0] == '/') {
 			return true
 		}
 	}
 	return false
+}
+
+// canonical resolves dot segments and repeated slashes.
+func canonical(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 func (h *Handler) routes() {
@@ -100,10 +117,8 @@ func (h *Handler) routes() {
 	h.handle("PATCH /api/my-account", h.patchAccount, 0)
 	h.handle("PATCH /api/my-account/profile", h.patchProfile, 0)
 	h.handle("POST /api/verifications/password", h.verifyPassword, revalidate)
-	for _, p := range Prefixes {
-		h.mux.HandleFunc(p, h.notFound)
-		h.mux.HandleFunc(p+"/", h.notFound)
-	}
+	// Everything else that Owns gives us (unknown routes, odd spellings) is a JSON 404.
+	h.mux.HandleFunc("/", h.notFound)
 }
 
 // call is one authenticated request: who is calling and under which settings.
@@ -156,7 +171,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cors(w, r) {
 		return
 	}
-	h.mux.ServeHTTP(w, r)
+	switch {
+	// Only the exact spelling is routed: ServeMux would answer a non-canonical path with a
+	// redirect, and a redirect to another spelling helps no legitimate client.
+	case canonical(r.URL.Path) != r.URL.Path, strings.Contains(r.URL.RawPath, "%2"):
+		h.writeError(w, r, apierror.RouteNotFound)
+	// RFC 6750 §2.3 allows tokens in the query, but they end up in access logs and browser
+	// history (RFC 9700 §4.3.2): refuse them rather than ignore them silently.
+	case r.URL.Query().Has("access_token"):
+		h.writeError(w, r, apierror.TokenInQuery)
+	default:
+		h.mux.ServeHTTP(w, r)
+	}
 }
 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {

@@ -43,6 +43,7 @@ var messages = map[string]string{
 	"request.not_found":                              "The requested route does not exist.",
 	"request.method_not_allowed":                     "The request method is not allowed on this route.",
 	"request.payload_too_large":                      "The request body is too large.",
+	"request.token_in_query":                         "Access tokens are accepted only in the Authorization header.",
 	"identity_core.unavailable":                      "The identity service is unavailable. Please try again later.",
 	"identity_core.bad_response":                     "The identity service gave an unexpected answer.",
 	"unknown":                                        "Internal server error.",
@@ -82,6 +83,7 @@ var (
 	RouteNotFound          = New(http.StatusNotFound, "request.not_found")
 	MethodNotAllowed       = New(http.StatusMethodNotAllowed, "request.method_not_allowed")
 	PayloadTooLarge        = New(http.StatusRequestEntityTooLarge, "request.payload_too_large")
+	TokenInQuery           = New(http.StatusBadRequest, "request.token_in_query")
 	CoreUnavailable        = New(http.StatusServiceUnavailable, "identity_core.unavailable")
 	CoreBadResponse        = New(http.StatusBadGateway, "identity_core.bad_response")
 	StoreUnavailable       = New(http.StatusServiceUnavailable, "verification_record.store_unavailable")

@@ -93,6 +93,10 @@ func (a *Authenticator) authenticate(ctx context.Context, header string, fresh b
 	return ans.check(a.now())
 }
 
+// maxTokenLength bounds what is hashed, cached or sent to the core: Logto's opaque tokens are 43
+// characters and its JWTs well under 2 KiB.
+const maxTokenLength = 4096
+
 // bearerToken extracts the token as Logto's koaOidcAuth does (reference §1.3).
 func bearerToken(header string) (string, error) {
 	if header == "" {
@@ -102,7 +106,7 @@ func bearerToken(header string) (string, error) {
 		return "", apierror.TokenTypeUnsupported
 	}
 	token := strings.TrimPrefix(header, "Bearer ")
-	if token == header || token == "" || strings.ContainsAny(token, " \t") {
+	if token == header || token == "" || len(token) > maxTokenLength || strings.ContainsAny(token, " \t") {
 		return "", apierror.Unauthorized
 	}
 	return token, nil
