@@ -31,6 +31,7 @@ usage: ./xcaddy.sh COMMAND
                    run Caddy with Caddyfile.example on http://127.0.0.1:8080
   test [ARGS...]   install test dependencies, build, gofmt, go vet, go test
                    (ARGS go to `go test`, e.g. -run TestName -v)
+  fuzz             run every fuzz target for FUZZTIME (default 10s)
   bench            benchmarks (not implemented yet)
   help             this text
 EOF
@@ -247,6 +248,29 @@ cmd_test() {
 
 	log "go test ./..."
 	go test -count=1 -timeout 20m ./... "$@"
+
+	# Only the plain run: extra arguments (e.g. -run X) mean a developer is focusing.
+	if (($# == 0)); then
+		cmd_fuzz
+	fi
+}
+
+# FUZZ_TARGETS are "package target" pairs; each runs for FUZZTIME (default 10s) on top of its
+# corpus in testdata/fuzz (which plain `go test` already replays).
+FUZZ_TARGETS=(
+	"./accountapi/api FuzzDecodeAccountPatch"
+	"./accountapi/api FuzzDecodeProfilePatch"
+	"./accountapi/auth FuzzBearerToken"
+	"./accountapi/auth FuzzJWTVerify"
+)
+
+cmd_fuzz() {
+	local entry pkg target
+	for entry in "${FUZZ_TARGETS[@]}"; do
+		read -r pkg target <<<"$entry"
+		log "fuzz $target (${FUZZTIME:-10s})"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-10s}" "$pkg"
+	done
 }
 
 cmd_bench() {
@@ -259,6 +283,7 @@ build) shift; cmd_build "$@" ;;
 run) shift; cmd_run "$@" ;;
 test) shift; cmd_test "$@" ;;
 bench) shift; cmd_bench "$@" ;;
+fuzz) shift; cmd_fuzz ;;
 help | -h | --help) usage ;;
 *)
 	usage >&2

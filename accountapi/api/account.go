@@ -18,6 +18,52 @@ func (h *Handler) getAccount(c *call) error {
 	return writeJSON(c.w, http.StatusOK, profile.Build(u, c.principal, c.settings))
 }
 
+// accountPatch is a validated PATCH /api/my-account body.
+type accountPatch struct {
+	// members are the members present, in the order Logto checks their fields; each member's
+	// name is also its account-center field. A nil value stands for null.
+	members     []member
+	username    *string
+	hasUsername bool
+	customData  bool
+}
+
+type member struct {
+	name  string
+	value any
+}
+
+// decodeAccountPatch validates a PATCH /api/my-account body like Logto's guard: name and
+// username strings or null, avatar a URL or null, customData an object; unknown members dropped.
+func decodeAccountPatch(obj map[string]json.RawMessage) (accountPatch, error) {
+	f := fields{obj: obj}
+	var p accountPatch
+	name, hasName := f.str("name", true)
+	avatar, hasAvatar := f.str("avatar", true)
+	p.username, p.hasUsername = f.str("username", true)
+	customData, hasCustomData := f.object("customData")
+	if avatar != nil {
+		f.check(isURL(*avatar), "url", "Invalid url", "avatar")
+	}
+	if p.username != nil {
+		f.check(usernamePattern.MatchString(*p.username), "regex", "Invalid", "username")
+	}
+	if err := f.err(); err != nil {
+		return p, err
+	}
+	add := func(present bool, name string, value any) {
+		if present {
+			p.members = append(p.members, member{name, value})
+		}
+	}
+	add(hasName, "name", name)
+	add(hasAvatar, "avatar", avatar)
+	add(p.hasUsername, "username", p.username)
+	add(hasCustomData, "customData", customData)
+	p.customData = hasCustomData
+	return p, nil
+}
+
 // patchAccount is PATCH /api/my-account: name, avatar, username and customData, replace
 // semantics, in Logto NOW's check order (reference §3.3).
 func (h *Handler) patchAccount(c *call) error {
@@ -25,45 +71,21 @@ func (h *Handler) patchAccount(c *call) error {
 	if err != nil {
 		return err
 	}
-	f := fields{obj: obj}
-	name, hasName := f.str("name", true)
-	avatar, hasAvatar := f.str("avatar", true)
-	username, hasUsername := f.str("username", true)
-	customData, hasCustomData := f.object("customData")
-	if avatar != nil {
-		f.check(isURL(*avatar), "url", "Invalid url", "avatar")
-	}
-	if username != nil {
-		f.check(usernamePattern.MatchString(*username), "regex", "Invalid", "username")
-	}
-	if err := f.err(); err != nil {
+	p, err := decodeAccountPatch(obj)
+	if err != nil {
 		return err
 	}
-
-	update := map[string]any{}
-	for _, m := range []struct {
-		present bool
-		field   string
-		key     string
-		value   any
-	}{
-		{hasName, "name", "name", name},
-		{hasAvatar, "avatar", "avatar", avatar},
-		{hasUsername, "username", "username", username},
-		{hasCustomData, "customData", "customData", customData},
-	} {
-		if !m.present {
-			continue
-		}
-		if err := requireEditable(c, m.field); err != nil {
+	update := make(map[string]any, len(p.members))
+	for _, m := range p.members {
+		if err := requireEditable(c, m.name); err != nil {
 			return err
 		}
-		update[m.key] = m.value
+		update[m.name] = m.value
 	}
 	if err := requireScope(c, "profile"); err != nil {
 		return err
 	}
-	if hasCustomData {
+	if p.customData {
 		if err := requireScope(c, "custom_data"); err != nil {
 			return err
 		}
@@ -72,7 +94,7 @@ func (h *Handler) patchAccount(c *call) error {
 		return err
 	}
 	ctx := c.r.Context()
-	if hasUsername {
+	if p.hasUsername {
 		if err := h.requireIdentityVerified(c); err != nil {
 			return err
 		}
@@ -80,7 +102,7 @@ func (h *Handler) patchAccount(c *call) error {
 		if _, err := h.cfg.Auth.Revalidate(ctx, c.r.Header.Get("Authorization")); err != nil {
 			return err
 		}
-		if username == nil {
+		if p.username == nil {
 			u, err := h.cfg.Core.User(ctx, c.principal.Subject, true)
 			if err != nil {
 				return coreError(err)
@@ -97,7 +119,7 @@ func (h *Handler) patchAccount(c *call) error {
 			if err != nil {
 				return coreError(err)
 			}
-			if err := policy.CheckUsername(*username, sie.UsernamePolicy); err != nil {
+			if err := policy.CheckUsername(*p.username, sie.UsernamePolicy); err != nil {
 				return err
 			}
 		}
@@ -109,7 +131,7 @@ func (h *Handler) patchAccount(c *call) error {
 	if err != nil {
 		return coreError(err)
 	}
-	h.cfg.UserChanged(ctx, c.principal.Subject, hasUsername)
+	h.cfg.UserChanged(ctx, c.principal.Subject, p.hasUsername)
 	return writeJSON(c.w, http.StatusOK, profile.Build(u, c.principal, c.settings))
 }
 
@@ -120,14 +142,11 @@ var profileClaims = []string{"familyName", "givenName", "middleName", "nickname"
 // addressClaims are the members of the address claim.
 var addressClaims = []string{"formatted", "streetAddress", "locality", "region", "postalCode", "country"}
 
-// patchProfile is PATCH /api/my-account/profile: merge into the OIDC profile claims.
-func (h *Handler) patchProfile(c *call) error {
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
+// decodeProfilePatch validates a PATCH /api/my-account/profile body: the OIDC profile claims
+// as strings and an address object of strings; unknown members dropped.
+func decodeProfilePatch(obj map[string]json.RawMessage) (update map[string]any, hasAddress bool, err error) {
 	f := fields{obj: obj}
-	update := map[string]any{}
+	update = map[string]any{}
 	for _, k := range profileClaims {
 		if v, ok := f.str(k, false); ok && v != nil {
 			update[k] = *v
@@ -145,7 +164,17 @@ func (h *Handler) patchProfile(c *call) error {
 		f.issues = append(f.issues, af.issues...)
 		update["address"] = address
 	}
-	if err := f.err(); err != nil {
+	return update, hasAddress, f.err()
+}
+
+// patchProfile is PATCH /api/my-account/profile: merge into the OIDC profile claims.
+func (h *Handler) patchProfile(c *call) error {
+	obj, err := h.readObject(c)
+	if err != nil {
+		return err
+	}
+	update, hasAddress, err := decodeProfilePatch(obj)
+	if err != nil {
 		return err
 	}
 	if err := requireEditable(c, "profile"); err != nil {

@@ -27,6 +27,11 @@ func (h *Handler) readObject(c *call) (map[string]json.RawMessage, error) {
 		}
 		return nil, apierror.MalformedBody("The request body could not be read.")
 	}
+	return decodeObject(raw)
+}
+
+// decodeObject parses a body as one JSON object, member by member.
+func decodeObject(raw []byte) (map[string]json.RawMessage, error) {
 	obj := map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return obj, nil

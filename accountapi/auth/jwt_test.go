@@ -28,7 +28,7 @@ type jwksServer struct {
 	srv     *httptest.Server
 }
 
-func newJWKSServer(t *testing.T) *jwksServer {
+func newJWKSServer(t testing.TB) *jwksServer {
 	s := &jwksServer{}
 	s.rotate(t)
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -47,7 +47,7 @@ func newJWKSServer(t *testing.T) *jwksServer {
 }
 
 // rotate adds a new signing key with a new kid.
-func (s *jwksServer) rotate(t *testing.T) jwk.Key {
+func (s *jwksServer) rotate(t testing.TB) jwk.Key {
 	raw, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func (s *jwksServer) rotate(t *testing.T) jwk.Key {
 	return k
 }
 
-func (s *jwksServer) sign(t *testing.T, key jwk.Key, typ string, mutate func(jwt.Token)) string {
+func (s *jwksServer) sign(t testing.TB, key jwk.Key, typ string, mutate func(jwt.Token)) string {
 	tok := jwt.New()
 	_ = tok.Set(jwt.IssuerKey, "https://core.test/oidc")
 	_ = tok.Set(jwt.SubjectKey, "u1")
@@ -81,7 +81,7 @@ func (s *jwksServer) sign(t *testing.T, key jwk.Key, typ string, mutate func(jwt
 	return string(b)
 }
 
-func newJWTAuth(t *testing.T, s *jwksServer) (*Authenticator, *fakeCore) {
+func newJWTAuth(t testing.TB, s *jwksServer) (*Authenticator, *fakeCore) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	v, err := NewJWTVerifier(ctx, JWTConfig{JWKSURL: s.srv.URL, Issuer: "https://core.test/oidc",
