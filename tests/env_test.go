@@ -34,6 +34,11 @@ type options struct {
 	extra string
 	// redis address shared by the instance(s).
 	redis string
+	// coreURL, when set, is where the module reaches the core (e.g. a fault proxy); the
+	// site's reverse_proxy still goes to the dev core.
+	coreURL string
+	// clientSecret, when set, replaces the gateway's real client secret.
+	clientSecret string
 }
 
 func newEnv(t *testing.T, opts options) *env {
@@ -50,7 +55,11 @@ func newEnv(t *testing.T, opts options) *env {
 
 // startCaddy starts one more Caddy instance in front of the same core.
 func (e *env) startCaddy(opts options) *harness.Caddy {
-	return harness.StartCaddyEnv(e.t, []string{"ACCOUNT_API_CLIENT_SECRET=" + devcore.DefaultClientSecret},
+	secret := devcore.DefaultClientSecret
+	if opts.clientSecret != "" {
+		secret = opts.clientSecret
+	}
+	return harness.StartCaddyEnv(e.t, []string{"ACCOUNT_API_CLIENT_SECRET=" + secret},
 		func(p harness.Ports) string { return e.caddyfile(p, opts) })
 }
 
@@ -58,6 +67,10 @@ func (e *env) caddyfile(p harness.Ports, opts options) string {
 	redis := ""
 	if opts.redis != "" {
 		redis = "redis {\n\t\t\taddress " + opts.redis + "\n\t\t}"
+	}
+	coreURL := e.core.URL
+	if opts.coreURL != "" {
+		coreURL = opts.coreURL
 	}
 	return fmt.Sprintf(`{
 %s}
@@ -71,7 +84,7 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy %s
 }
-`, harness.GlobalOptions(p), p.HTTP, e.core.URL, devcore.DefaultClientID, redis, opts.extra,
+`, harness.GlobalOptions(p), p.HTTP, coreURL, devcore.DefaultClientID, redis, opts.extra,
 		strings.TrimPrefix(e.core.URL, "http://"))
 }
 

@@ -1,0 +1,250 @@
+package tests
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/accountedge/caddy-account-api/tests/devcore"
+	"github.com/accountedge/caddy-account-api/tests/harness"
+)
+
+// faultProxy sits between the module and the dev core (on loopback) and injects core faults.
+type faultProxy struct {
+	srv  *httptest.Server
+	mode atomic.Value // "pass", "down", "slow", "5xx"
+}
+
+func newFaultProxy(t *testing.T, target string) *faultProxy {
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	f := &faultProxy{}
+	f.mode.Store("pass")
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch f.mode.Load() {
+		case "down": // the connection drops without an answer
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+				}
+			}
+		case "slow":
+			select {
+			case <-time.After(5 * time.Second):
+			case <-r.Context().Done():
+			}
+		case "5xx":
+			http.Error(w, "upstream trouble", http.StatusBadGateway)
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *faultProxy) set(mode string) { f.mode.Store(mode) }
+
+func TestCoreFaults(t *testing.T) {
+	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	proxy := newFaultProxy(t, srv.URL)
+	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "core_timeout 1s\naccount_center {\nenabled true\nfields {\nname edit\n}\n}"})
+
+	cached := e.userToken(allScopes)
+	if r := e.do("GET", "/api/my-account", cached, nil); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	for _, mode := range []string{"down", "slow", "5xx"} {
+		t.Run(mode, func(t *testing.T) {
+			proxy.set(mode)
+			defer proxy.set("pass")
+			fresh := e.userToken(allScopes) // minted at the core directly, never seen by the module
+			for _, tok := range []string{fresh, cached} {
+				start := time.Now()
+				r := e.do("GET", "/api/my-account", tok, nil)
+				took := time.Since(start)
+				expectError(t, r, http.StatusServiceUnavailable, "identity_core.unavailable")
+				if took > 2500*time.Millisecond {
+					t.Fatalf("answer took %v with core_timeout 1s", took)
+				}
+				t.Logf("core %s: 503 in %v", mode, took.Round(time.Millisecond))
+			}
+			// A write is refused too, and nothing is half-done.
+			expectError(t, e.do("PATCH", "/api/my-account", cached, map[string]any{"name": "during outage"}),
+				http.StatusServiceUnavailable, "identity_core.unavailable")
+		})
+	}
+	// Recovery is immediate: nothing negative was cached about the fresh tokens.
+	r := e.do("GET", "/api/my-account", e.userToken(allScopes), nil)
+	if r.status != 200 || r.json(t)["name"] == "during outage" {
+		t.Fatalf("after recovery: %d %s", r.status, r.body)
+	}
+}
+
+func TestGatewayCredentialsRejected(t *testing.T) {
+	e := newEnv(t, options{clientSecret: "not-the-secret"})
+	r := e.do("GET", "/api/my-account", e.userToken(allScopes), nil)
+	// The user's token may be fine: blaming it with a 401 would send users to sign in again.
+	expectError(t, r, http.StatusServiceUnavailable, "identity_core.unavailable")
+	if !e.caddy.WaitForLog("account api request failed", 5*time.Second) {
+		t.Fatalf("no error log for the operator:\n%s", e.caddy.Logs())
+	}
+	if strings.Contains(e.caddy.Logs(), "not-the-secret") {
+		t.Fatal("the client secret reached the logs")
+	}
+}
+
+// newEnvWithCore is newEnv around an already started dev core.
+func newEnvWithCore(t *testing.T, srv *devcore.Server, opts options) *env {
+	e := &env{t: t, core: srv, client: &http.Client{Timeout: 30 * time.Second}, api: harness.LoadUserAPI(t)}
+	e.caddy = e.startCaddy(opts)
+	return e
+}
+
+// loadResult counts the answers of a load run by status.
+type loadResult struct {
+	mu       sync.Mutex
+	statuses map[int]int
+	errors   int
+}
+
+// runLoad sends GET /api/my-account from workers until stop is closed, each request with
+// token() (a fixed token or a new one).
+func runLoad(e *env, workers int, token func() string, stop <-chan struct{}) *loadResult {
+	res := &loadResult{statuses: map[int]int{}}
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", e.caddy.URL()+"/api/my-account", nil)
+				req.Header.Set("Authorization", "Bearer "+token())
+				resp, err := e.client.Do(req)
+				res.mu.Lock()
+				if err != nil {
+					res.errors++
+				} else {
+					res.statuses[resp.StatusCode]++
+					resp.Body.Close()
+				}
+				res.mu.Unlock()
+			}
+		}()
+	}
+	go func() { <-stop; wg.Wait() }()
+	return res
+}
+
+func (r *loadResult) snapshot() (ok, failed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s, n := range r.statuses {
+		if s == 200 {
+			ok += n
+		} else {
+			failed += n
+		}
+	}
+	return ok, failed + r.errors
+}
+
+func TestRedisFaults(t *testing.T) {
+	rs := harness.StartRedis(t)
+	e := newEnv(t, options{redis: rs.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	warm := e.userToken(allScopes)
+	if r := e.do("GET", "/api/my-account", warm, nil); r.status != 200 {
+		t.Fatal(r.status)
+	}
+
+	// Minting at the dev core is cheap; half the workers use a new token on every request.
+	var minted atomic.Int64
+	fresh := func() string { minted.Add(1); return e.userToken(allScopes) }
+	stop := make(chan struct{})
+	warmLoad := runLoad(e, 4, func() string { return warm }, stop)
+	freshLoad := runLoad(e, 2, fresh, stop)
+
+	time.Sleep(time.Second)
+	rs.Stop()
+	down := time.Now()
+	time.Sleep(2 * time.Second)
+	okWarm, failWarm := warmLoad.snapshot()
+	okFresh, failFresh := freshLoad.snapshot()
+	t.Logf("Redis down for 2s under load: warm token %d ok / %d failed; new tokens %d ok / %d failed",
+		okWarm, failWarm, okFresh, failFresh)
+
+	// While Redis is down, step-up records cannot be written or read: refused cleanly.
+	expectError(t, e.do("POST", "/api/verifications/password", warm, map[string]any{"password": devcore.DemoPassword}),
+		http.StatusServiceUnavailable, "verification_record.store_unavailable")
+	expectError(t, e.do("PATCH", "/api/my-account", warm, map[string]any{"username": "during_outage"}, "logto-verification-id", "anything"),
+		http.StatusUnauthorized, "verification_record.permission_denied")
+
+	rs.Restart()
+	back := time.Now()
+	// The module reconnects by itself: a new token's answer lands in Redis again.
+	var recovered time.Duration
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		e.do("GET", "/api/my-account", e.userToken(allScopes), nil)
+		if n, _ := rdb.DBSize(ctx).Result(); n > 0 {
+			recovered = time.Since(back)
+			break
+		}
+	}
+	close(stop)
+	time.Sleep(100 * time.Millisecond)
+	okWarm, failWarm = warmLoad.snapshot()
+	okFresh, failFresh = freshLoad.snapshot()
+	t.Logf("whole run: warm %d ok / %d failed, new tokens %d ok / %d failed; Redis down %v; writes to Redis again %v after restart",
+		okWarm, failWarm, okFresh, failFresh, back.Sub(down).Round(time.Millisecond), recovered.Round(time.Millisecond))
+	if failWarm != 0 || failFresh != 0 {
+		t.Fatalf("requests failed while Redis was down: %d + %d", failWarm, failFresh)
+	}
+	if recovered == 0 {
+		t.Fatal("the module did not write to Redis again after it came back")
+	}
+	if !strings.Contains(e.caddy.Logs(), "shared cache unavailable") {
+		t.Fatal("the outage was not logged")
+	}
+	// Step-up works again.
+	if r := e.do("POST", "/api/verifications/password", warm, map[string]any{"password": devcore.DemoPassword}); r.status != 201 {
+		t.Fatalf("after recovery: %d %s", r.status, r.body)
+	}
+}
+
+func TestSlowRedisCostsLessThanAMiss(t *testing.T) {
+	rs := harness.StartRedis(t)
+	e := newEnv(t, options{redis: rs.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	// Redis stalls for 3 s; a new token's lookup must give up on Redis after its 100 ms timeout.
+	go rdb.Do(context.Background(), "DEBUG", "SLEEP", "3")
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	r := e.do("GET", "/api/my-account", e.userToken(allScopes), nil)
+	took := time.Since(start)
+	t.Logf("GET with a new token while Redis stalls: %d in %v", r.status, took.Round(time.Millisecond))
+	if r.status != 200 || took > time.Second {
+		t.Fatalf("status %d after %v: a stalled Redis must not stall the API", r.status, took)
+	}
+}
