@@ -39,6 +39,8 @@ type options struct {
 	coreURL string
 	// clientSecret, when set, replaces the gateway's real client secret.
 	clientSecret string
+	// global lines for the global options block; site lines for the site block.
+	global, site string
 }
 
 func newEnv(t *testing.T, opts options) *env {
@@ -73,8 +75,10 @@ func (e *env) caddyfile(p harness.Ports, opts options) string {
 		coreURL = opts.coreURL
 	}
 	return fmt.Sprintf(`{
-%s}
+%s%s
+}
 http://127.0.0.1:%d {
+	%s
 	account_api {
 		core_url %s
 		client_id %s
@@ -84,7 +88,7 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy %s
 }
-`, harness.GlobalOptions(p), p.HTTP, coreURL, devcore.DefaultClientID, redis, opts.extra,
+`, harness.GlobalOptions(p), opts.global, p.HTTP, opts.site, coreURL, devcore.DefaultClientID, redis, opts.extra,
 		strings.TrimPrefix(e.core.URL, "http://"))
 }
 
