@@ -24,6 +24,8 @@ type Redis struct {
 	t    testing.TB
 	port int
 	dir  string
+	// extra arguments for redis-server (cluster mode, a Sentinel config file).
+	extra []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -36,13 +38,18 @@ type Redis struct {
 // set), where a silent skip would hide a missing install step.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return startRedis(t, FreePort(t), nil)
+}
+
+func startRedis(t testing.TB, port int, extra []string) *Redis {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("harness: redis-server not on PATH in CI: install redis-server (./xcaddy.sh test does)")
 		}
 		t.Skip("redis-server not on PATH: install redis-server (./xcaddy.sh test does)")
 	}
-	r := &Redis{t: t, port: FreePort(t), dir: t.TempDir()}
+	r := &Redis{t: t, port: port, dir: t.TempDir(), extra: extra}
 	t.Cleanup(r.kill)
 	if err := r.start(); err != nil {
 		t.Fatalf("harness: %v", err)
@@ -85,14 +92,14 @@ func (r *Redis) Logs() string {
 
 func (r *Redis) start() error {
 	logs := &bytes.Buffer{}
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(r.port),
+	args := append(append([]string(nil), r.extra...), "--port", strconv.Itoa(r.port))
+	cmd := exec.Command("redis-server", append(args,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--enable-debug-command", "local",
 		"--dir", r.dir,
-	)
+	)...)
 	w := &syncWriter{mu: &r.mu, w: logs}
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
