@@ -1,9 +1,11 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
 	"github.com/accountedge/caddy-account-api/accountapi/verification"
 )
 
@@ -12,7 +14,8 @@ const isoMillis = "2006-01-02T15:04:05.000Z"
 
 // verifyPassword is POST /api/verifications/password: prove identity with the current password
 // and get a step-up record (reference §5.2).
-func (h *Handler) verifyPassword(c *call) error {
+func (h *Handler) verifyPassword(c *call) (err error) {
+	defer h.audit(c, "verification.password", nil, &err)
 	obj, err := h.readObject(c)
 	if err != nil {
 		return err
@@ -33,7 +36,15 @@ func (h *Handler) verifyPassword(c *call) error {
 	}
 	ctx := c.r.Context()
 	userID := c.principal.Subject
+	// Wrong passwords lock this user out from this client address for a while (429).
+	p := h.cfg.Protections
+	if d := p.Limiter.Check(ctx, "password-failures", h.userAndIP(c), p.Limits.PasswordFailures); !d.Allowed {
+		return limited(c, d, apierror.TooManyAttempts)
+	}
 	if err := h.cfg.Core.VerifyPassword(ctx, userID, *password); err != nil {
+		if errors.Is(err, identitycore.ErrInvalidCredentials) {
+			p.Limiter.Fail(ctx, "password-failures", h.userAndIP(c), p.Limits.PasswordFailures)
+		}
 		return coreError(err)
 	}
 	// Logto refuses a suspended user only once the password is right.

@@ -1,6 +1,9 @@
 package apierror
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // messages maps every code the module emits to Logto's English message (reference §9). The
 // gateway's own codes (identity_core.*, request.*) follow the same shape.
@@ -47,6 +50,24 @@ var messages = map[string]string{
 	"identity_core.unavailable":                      "The identity service is unavailable. Please try again later.",
 	"identity_core.bad_response":                     "The identity service gave an unexpected answer.",
 	"unknown":                                        "Internal server error.",
+
+	"verification_code.not_found":                             "Verification code not found. Please send verification code first.",
+	"verification_code.email_mismatch":                        "Email mismatch. Please request a new verification code.",
+	"verification_code.phone_mismatch":                        "Phone mismatch. Please request a new verification code.",
+	"verification_code.code_mismatch":                         "Invalid verification code.",
+	"verification_code.expired":                               "Verification code has expired. Please request a new verification code.",
+	"verification_code.exceed_max_try":                        "Verification code retries limitation exceeded. Please request a new verification code.",
+	"request.message_rate_limited":                            "Too many messages sent to this recipient. Please try again later.",
+	"session.invalid_connector_id":                            "Unable to find available connector with id {{connectorId}}.",
+	"session.insufficient_info":                               "Insufficient sign-in info.",
+	"session.email_blocklist.email_not_allowed":               "The email address \"{{email}}\" is restricted. Please choose a different one.",
+	"session.email_blocklist.email_subaddressing_not_allowed": "Email subaddressing is not allowed.",
+	"session.email_blocklist.invalid_email":                   "Invalid email address.",
+	"connector.not_found":                                     "Cannot find any available connector for type: {{type}}.",
+	"connector.unexpected_type":                               "The connector's type is unexpected.",
+	"connector.invalid_response":                              "The connector's response is invalid.",
+	"user.identity_not_exists_in_current_user":                "The specified identity does not exist in the current user account. Please link the identity before proceeding.",
+	"verification_record.store_unavailable":                   "The verification service is unavailable. Please try again later.",
 }
 
 // Message returns the English message for code, or the code itself when it is not catalogued.
@@ -89,4 +110,28 @@ var (
 	StoreUnavailable       = New(http.StatusServiceUnavailable, "verification_record.store_unavailable")
 	UserSuspended          = New(http.StatusUnauthorized, "user.suspended")
 	UsernameAlreadyInUse   = New(http.StatusUnprocessableEntity, "user.username_already_in_use")
+
+	CodeNotFound          = New(http.StatusBadRequest, "verification_code.not_found")
+	CodeExceedMaxTry      = New(http.StatusBadRequest, "verification_code.exceed_max_try")
+	MessageRateLimited    = New(http.StatusTooManyRequests, "request.message_rate_limited")
+	TooManyAttempts       = New(http.StatusTooManyRequests, "session.verification_blocked_too_many_attempts")
+	InsufficientInfo      = New(http.StatusBadRequest, "session.insufficient_info")
+	ConnectorUnexpected   = New(http.StatusBadRequest, "connector.unexpected_type")
+	SamePassword          = New(http.StatusUnprocessableEntity, "user.same_password")
+	InvalidPhone          = New(http.StatusUnprocessableEntity, "user.invalid_phone")
+	IdentityNotExist      = New(http.StatusNotFound, "user.identity_not_exist")
+	IdentityAlreadyInUse  = New(http.StatusBadRequest, "user.identity_already_in_use") // the caller's own target: Logto's string-form assert
+	ScopeMissingExplicit  = New(http.StatusUnauthorized, "auth.unauthorized")          // Logto NOW's explicit 401 on the identities routes
+	SubaddressingRejected = New(http.StatusUnprocessableEntity, "session.email_blocklist.email_subaddressing_not_allowed")
+	InvalidEmail          = New(http.StatusBadRequest, "session.email_blocklist.invalid_email")
 )
+
+// Interpolated returns the error for code with {{name}} placeholders of its message filled in,
+// as Logto's i18n does.
+func Interpolated(status int, code string, values map[string]string) *Error {
+	e := New(status, code)
+	for k, v := range values {
+		e.Message = strings.ReplaceAll(e.Message, "{{"+k+"}}", v)
+	}
+	return e
+}

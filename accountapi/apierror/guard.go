@@ -12,8 +12,16 @@ type Issue struct {
 	Validation string `json:"validation,omitempty"`
 	Expected   string `json:"expected,omitempty"`
 	Received   string `json:"received,omitempty"`
-	Message    string `json:"message"`
-	Path       []any  `json:"path"`
+	// Options, Minimum, Type, Inclusive and Exact are the extra members zod gives
+	// invalid_union_discriminator and too_small issues.
+	Options   []string `json:"options,omitempty"`
+	Minimum   *int     `json:"minimum,omitempty"`
+	Maximum   *int     `json:"maximum,omitempty"`
+	Type      string   `json:"type,omitempty"`
+	Inclusive *bool    `json:"inclusive,omitempty"`
+	Exact     *bool    `json:"exact,omitempty"`
+	Message   string   `json:"message"`
+	Path      []any    `json:"path"`
 }
 
 // InvalidType reports a value of the wrong JSON type at path.
@@ -31,10 +39,35 @@ func InvalidString(validation, message string, path ...any) Issue {
 
 // TooSmall reports a string shorter than min.
 func TooSmall(min int, path ...any) Issue {
+	inclusive, exact := true, false
 	return Issue{
-		Code: "too_small", Path: path,
+		Code: "too_small", Path: path, Minimum: &min, Type: "string", Inclusive: &inclusive, Exact: &exact,
 		Message: fmt.Sprintf("String must contain at least %d character(s)", min),
 	}
+}
+
+// Required reports a missing member, as zod does ("Required").
+func Required(expected string, path ...any) Issue {
+	return Issue{Code: "invalid_type", Expected: expected, Received: "undefined", Message: "Required", Path: path}
+}
+
+// TooBig reports a string longer than max.
+func TooBig(max int, path ...any) Issue {
+	inclusive, exact := true, false
+	return Issue{
+		Code: "too_big", Path: path, Maximum: &max, Type: "string", Inclusive: &inclusive, Exact: &exact,
+		Message: fmt.Sprintf("String must contain at most %d character(s)", max),
+	}
+}
+
+// BadDiscriminator reports a discriminated union's tag that is none of options.
+func BadDiscriminator(options []string, path ...any) Issue {
+	quoted := make([]string, len(options))
+	for i, o := range options {
+		quoted[i] = "'" + o + "'"
+	}
+	return Issue{Code: "invalid_union_discriminator", Options: options, Path: path,
+		Message: "Invalid discriminator value. Expected " + strings.Join(quoted, " | ")}
 }
 
 // InvalidBody is Logto's 400 guard.invalid_input for a request body, with the zod issues in data

@@ -31,6 +31,47 @@ type Core interface {
 	SignInExperience(ctx context.Context) (*SignInExperience, error)
 	// Application reads an OIDC client (for the first-party check).
 	Application(ctx context.Context, id string) (*Application, error)
+
+	// SendVerificationCode has the core send a one-time code to an email address or phone
+	// number. The core keys codes by recipient: a new send replaces the previous live code.
+	SendVerificationCode(ctx context.Context, to Identifier) error
+	// CheckVerificationCode checks (and on success consumes) the live code of a recipient; a
+	// refusal is an *Error with Logto's verification_code.* code.
+	CheckVerificationCode(ctx context.Context, to Identifier, code string) error
+	// UpdatePassword sets a user's password (no policy check: the caller enforces it).
+	UpdatePassword(ctx context.Context, id, password string) error
+	// Connector reads a connector by its id (not its factory id).
+	Connector(ctx context.Context, id string) (*Connector, error)
+	// AuthorizationURI asks a social connector where to send the user to sign in.
+	AuthorizationURI(ctx context.Context, connectorID, state, redirectURI string) (string, error)
+	// LinkSocialIdentity exchanges connectorData (the provider's answer: an authorization code,
+	// a state, ...) through the connector and links the resulting social identity to the user,
+	// replacing one the user already has for the same target; it returns the user's identities.
+	LinkSocialIdentity(ctx context.Context, id, connectorID string, connectorData json.RawMessage) (map[string]Identity, error)
+	// PutIdentity links (or replaces) the social identity of a connector target.
+	PutIdentity(ctx context.Context, id, target string, identity Identity) error
+	// DeleteIdentity unlinks the social identity of a connector target.
+	DeleteIdentity(ctx context.Context, id, target string) error
+}
+
+// Identifier is an address a verification code goes to: Type "email" or "phone".
+type Identifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Connector is a connector instance of the core, reduced to what linking needs.
+type Connector struct {
+	ID          string `json:"id"`
+	ConnectorID string `json:"connectorId"`
+	Type        string `json:"type"`
+	Target      string `json:"target"`
+}
+
+// Identity is one linked social identity: the provider's user id and what it told about them.
+type Identity struct {
+	UserID  string          `json:"userId"`
+	Details json.RawMessage `json:"details,omitempty"`
 }
 
 // Introspection is an RFC 7662 introspection answer, reduced to what the module uses.
@@ -97,7 +138,35 @@ type Application struct {
 // SignInExperience holds the policies of Logto's sign-in experience that the Account API
 // enforces.
 type SignInExperience struct {
-	UsernamePolicy UsernamePolicy `json:"usernamePolicy"`
+	UsernamePolicy       UsernamePolicy       `json:"usernamePolicy"`
+	PasswordPolicy       PasswordPolicy       `json:"passwordPolicy"`
+	EmailBlocklistPolicy EmailBlocklistPolicy `json:"emailBlocklistPolicy"`
+}
+
+// PasswordPolicy is Logto's passwordPolicy. Absent members take Logto's defaults (see
+// policy.CheckPassword), hence the pointers.
+type PasswordPolicy struct {
+	Length struct {
+		Min *int `json:"min,omitempty"`
+		Max *int `json:"max,omitempty"`
+	} `json:"length"`
+	CharacterTypes struct {
+		Min *int `json:"min,omitempty"`
+	} `json:"characterTypes"`
+	Rejects struct {
+		Pwned                 *bool    `json:"pwned,omitempty"`
+		RepetitionAndSequence *bool    `json:"repetitionAndSequence,omitempty"`
+		UserInfo              *bool    `json:"userInfo,omitempty"`
+		Words                 []string `json:"words,omitempty"`
+	} `json:"rejects"`
+}
+
+// EmailBlocklistPolicy is Logto's emailBlocklistPolicy.
+type EmailBlocklistPolicy struct {
+	BlockDisposableAddresses bool     `json:"blockDisposableAddresses,omitempty"`
+	BlockSubaddressing       bool     `json:"blockSubaddressing,omitempty"`
+	CustomAllowlist          []string `json:"customAllowlist,omitempty"`
+	CustomBlocklist          []string `json:"customBlocklist,omitempty"`
 }
 
 // UsernamePolicy is Logto's usernamePolicy (NOW). Zero values mean Logto's defaults.

@@ -41,6 +41,10 @@ type Identifier struct {
 }
 
 // Record is one verification record.
+//
+// UserID is the user who created the record, for every type: step-up needs it, and unlike
+// Logto (which stores new-identifier records without a user) a record proving a new address or
+// social account is redeemable only by its creator (see Redeem).
 type Record struct {
 	ID           string      `json:"id"`
 	UserID       string      `json:"userId,omitempty"`
@@ -50,6 +54,16 @@ type Record struct {
 	TemplateType string      `json:"templateType,omitempty"`
 	CreatedAt    time.Time   `json:"createdAt"`
 	ExpiresAt    time.Time   `json:"expiresAt"`
+
+	// Social records: the connector, and what the provider answered (connectorData, kept for
+	// the exchange at link time since authorization codes are single-use); after the first
+	// exchange, the social identity it gave, so the record can be used again without a second
+	// exchange of the same code.
+	ConnectorID   string          `json:"connectorId,omitempty"`
+	ConnectorData json.RawMessage `json:"connectorData,omitempty"`
+	Target        string          `json:"target,omitempty"`
+	SocialUserID  string          `json:"socialUserId,omitempty"`
+	SocialDetails json.RawMessage `json:"socialDetails,omitempty"`
 }
 
 // ErrNotFound means no live record has that id.
@@ -102,6 +116,21 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil || r.ID != id || !s.now().Before(r.ExpiresAt) {
+		return Record{}, ErrNotFound
+	}
+	return r, nil
+}
+
+// Redeem returns the live, verified record id of type t created by userID: the "new
+// identifier" proof of POST /primary-email, /primary-phone and /identities. Any mismatch is
+// ErrNotFound (400 verification_record.not_found), so a record of another user looks like no
+// record at all. Store failures are returned as they are.
+func (s *Store) Redeem(ctx context.Context, id, userID string, t Type) (Record, error) {
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	if r.Type != t || !r.Verified || r.UserID != userID {
 		return Record{}, ErrNotFound
 	}
 	return r, nil

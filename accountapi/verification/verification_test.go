@@ -71,3 +71,24 @@ func TestRecordsExpireAndIDsAreNotKeys(t *testing.T) {
 		t.Fatalf("expired record returned: %v", err)
 	}
 }
+
+func TestRedeemOnlyByTheCreator(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	verified, _ := s.Create(ctx, Record{UserID: "u1", Type: EmailVerificationCode, Verified: true, TemplateType: BindNewIdentifier,
+		Identifier: &Identifier{Type: "email", Value: "new@example.com"}})
+	pending, _ := s.Create(ctx, Record{UserID: "u1", Type: EmailVerificationCode, TemplateType: BindNewIdentifier})
+	if r, err := s.Redeem(ctx, verified.ID, "u1", EmailVerificationCode); err != nil || r.Identifier.Value != "new@example.com" {
+		t.Fatalf("creator: %+v %v", r, err)
+	}
+	for name, try := range map[string]func() error{
+		"other user": func() error { _, err := s.Redeem(ctx, verified.ID, "u2", EmailVerificationCode); return err },
+		"wrong type": func() error { _, err := s.Redeem(ctx, verified.ID, "u1", PhoneVerificationCode); return err },
+		"unverified": func() error { _, err := s.Redeem(ctx, pending.ID, "u1", EmailVerificationCode); return err },
+		"unknown":    func() error { _, err := s.Redeem(ctx, "nope", "u1", EmailVerificationCode); return err },
+	} {
+		if err := try(); err != ErrNotFound {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

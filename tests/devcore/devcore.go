@@ -27,6 +27,12 @@
 //	PATCH  /api/users/{userId}/password
 //	PUT    /api/users/{userId}/identities/{target}
 //	DELETE /api/users/{userId}/identities/{target}
+//	POST   /api/users/{userId}/identities   {connectorId, connectorData}: the mock social connector
+//	POST   /api/verification-codes          {email} | {phone}: 204; 429 past 10 per 10 minutes
+//	POST   /api/verification-codes/verify   {email|phone, verificationCode}
+//	GET    /api/connectors, GET /api/connectors/{id}   mock social, email and SMS connectors
+//	POST   /api/connectors/{connectorId}/authorization-uri
+//	GET    /dev/verification-codes?to=…     dev only: the last code sent to an address
 //	POST   /dev/tokens                      dev only: {userId, scope, clientId?, expiresIn?, format?, audience?}
 //	POST   /dev/tokens/revoke               dev only: {token}
 //	GET    /dev/stats, POST /dev/stats/reset
@@ -113,6 +119,11 @@ type Core struct {
 	tokens        map[string]*tokenRecord // opaque access tokens by value
 	introDelay    time.Duration
 	stats         Stats
+
+	connectors map[string]*connector
+	passcodes  map[string]*passcode   // live code by recipient
+	messages   map[string][]time.Time // send times by recipient, for the message rate limit
+	sent       []SentCode             // what the mock connectors "sent" (dev only)
 }
 
 // Stats counts requests so tests can observe caching and coalescing in the gateway.
@@ -134,6 +145,10 @@ func New(cfg Config) *Core {
 		users:   map[string]*user{},
 		tokens:  map[string]*tokenRecord{},
 		clients: map[string]string{},
+
+		connectors: seedConnectors(),
+		passcodes:  map[string]*passcode{},
+		messages:   map[string][]time.Time{},
 	}
 	key, err := newSigningKey()
 	if err != nil {
@@ -205,19 +220,25 @@ func (c *Core) routes() http.Handler {
 
 	// Management API: every route is counted and authenticated first.
 	for pattern, h := range map[string]http.HandlerFunc{
-		"GET /api/account-center":                        c.handleGetAccountCenter,
-		"PATCH /api/account-center":                      c.handlePatchAccountCenter,
-		"GET /api/sign-in-exp":                           c.handleGetSignInExp,
-		"PATCH /api/sign-in-exp":                         c.handlePatchSignInExp,
-		"GET /api/applications/{id}":                     c.handleGetApplication,
-		"POST /api/users":                                c.handleCreateUser,
-		"GET /api/users/{userId}":                        c.handleGetUser,
-		"PATCH /api/users/{userId}":                      c.handlePatchUser,
-		"PATCH /api/users/{userId}/profile":              c.handlePatchProfile,
-		"POST /api/users/{userId}/password/verify":       c.handleVerifyPassword,
-		"PATCH /api/users/{userId}/password":             c.handlePatchPassword,
-		"PUT /api/users/{userId}/identities/{target}":    c.handlePutIdentity,
-		"DELETE /api/users/{userId}/identities/{target}": c.handleDeleteIdentity,
+		"GET /api/account-center":                              c.handleGetAccountCenter,
+		"PATCH /api/account-center":                            c.handlePatchAccountCenter,
+		"GET /api/sign-in-exp":                                 c.handleGetSignInExp,
+		"PATCH /api/sign-in-exp":                               c.handlePatchSignInExp,
+		"GET /api/applications/{id}":                           c.handleGetApplication,
+		"POST /api/users":                                      c.handleCreateUser,
+		"GET /api/users/{userId}":                              c.handleGetUser,
+		"PATCH /api/users/{userId}":                            c.handlePatchUser,
+		"PATCH /api/users/{userId}/profile":                    c.handlePatchProfile,
+		"POST /api/users/{userId}/password/verify":             c.handleVerifyPassword,
+		"PATCH /api/users/{userId}/password":                   c.handlePatchPassword,
+		"PUT /api/users/{userId}/identities/{target}":          c.handlePutIdentity,
+		"DELETE /api/users/{userId}/identities/{target}":       c.handleDeleteIdentity,
+		"POST /api/users/{userId}/identities":                  c.handleLinkIdentity,
+		"POST /api/verification-codes":                         c.handleSendCode,
+		"POST /api/verification-codes/verify":                  c.handleCheckCode,
+		"GET /api/connectors":                                  c.handleListConnectors,
+		"GET /api/connectors/{id}":                             c.handleGetConnector,
+		"POST /api/connectors/{connectorId}/authorization-uri": c.handleAuthorizationURI,
 	} {
 		mux.Handle(pattern, c.management(pattern, h))
 	}
@@ -229,6 +250,7 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("POST /dev/stats/reset", c.handleDevResetStats)
 	mux.HandleFunc("POST /dev/introspection-delay", c.handleDevIntrospectionDelay)
 	mux.HandleFunc("POST /dev/keys/rotate", c.handleDevRotateKey)
+	mux.HandleFunc("GET /dev/verification-codes", c.handleDevLastCode)
 	return mux
 }
 

@@ -176,6 +176,63 @@ func (c *Client) Application(ctx context.Context, id string) (*identitycore.Appl
 	return &a, nil
 }
 
+// SendVerificationCode implements identitycore.Core.
+func (c *Client) SendVerificationCode(ctx context.Context, to identitycore.Identifier) error {
+	return c.call(ctx, http.MethodPost, "/api/verification-codes", map[string]string{to.Type: to.Value}, nil)
+}
+
+// CheckVerificationCode implements identitycore.Core.
+func (c *Client) CheckVerificationCode(ctx context.Context, to identitycore.Identifier, code string) error {
+	return c.call(ctx, http.MethodPost, "/api/verification-codes/verify",
+		map[string]string{to.Type: to.Value, "verificationCode": code}, nil)
+}
+
+// UpdatePassword implements identitycore.Core.
+func (c *Client) UpdatePassword(ctx context.Context, id, password string) error {
+	return c.call(ctx, http.MethodPatch, "/api/users/"+url.PathEscape(id)+"/password",
+		map[string]string{"password": password}, nil)
+}
+
+// Connector implements identitycore.Core.
+func (c *Client) Connector(ctx context.Context, id string) (*identitycore.Connector, error) {
+	var conn identitycore.Connector
+	if err := c.call(ctx, http.MethodGet, "/api/connectors/"+url.PathEscape(id), nil, &conn); err != nil {
+		return nil, err
+	}
+	return &conn, nil
+}
+
+// AuthorizationURI implements identitycore.Core.
+func (c *Client) AuthorizationURI(ctx context.Context, connectorID, state, redirectURI string) (string, error) {
+	var out struct {
+		RedirectTo string `json:"redirectTo"`
+	}
+	err := c.call(ctx, http.MethodPost, "/api/connectors/"+url.PathEscape(connectorID)+"/authorization-uri",
+		map[string]string{"state": state, "redirectUri": redirectURI}, &out)
+	if err == nil && out.RedirectTo == "" {
+		err = &identitycore.UnavailableError{Op: "authorization-uri", Cause: errors.New("the core gave no authorization URI")}
+	}
+	return out.RedirectTo, err
+}
+
+// LinkSocialIdentity implements identitycore.Core.
+func (c *Client) LinkSocialIdentity(ctx context.Context, id, connectorID string, connectorData json.RawMessage) (map[string]identitycore.Identity, error) {
+	var out map[string]identitycore.Identity
+	err := c.call(ctx, http.MethodPost, "/api/users/"+url.PathEscape(id)+"/identities",
+		map[string]any{"connectorId": connectorID, "connectorData": connectorData}, &out)
+	return out, err
+}
+
+// PutIdentity implements identitycore.Core.
+func (c *Client) PutIdentity(ctx context.Context, id, target string, identity identitycore.Identity) error {
+	return c.call(ctx, http.MethodPut, "/api/users/"+url.PathEscape(id)+"/identities/"+url.PathEscape(target), identity, nil)
+}
+
+// DeleteIdentity implements identitycore.Core.
+func (c *Client) DeleteIdentity(ctx context.Context, id, target string) error {
+	return c.call(ctx, http.MethodDelete, "/api/users/"+url.PathEscape(id)+"/identities/"+url.PathEscape(target), nil, nil)
+}
+
 // call makes a Management API call with the machine-to-machine token, renewing the token and
 // retrying once when the core says it is no longer valid.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {

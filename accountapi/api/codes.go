@@ -1,0 +1,223 @@
+package api
+
+import (
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
+	"github.com/accountedge/caddy-account-api/accountapi/policy"
+	"github.com/accountedge/caddy-account-api/accountapi/ratelimit"
+	"github.com/accountedge/caddy-account-api/accountapi/verification"
+)
+
+// Logto's identifier body rules (reference §5.2, §6).
+var (
+	emailPattern = regexp.MustCompile(`^\S+@\S+\.\S+$`)
+	phonePattern = regexp.MustCompile(`^\d+$`)
+)
+
+// identifier reads {type: 'email'|'phone', value} at key, with Logto's per-type value rules.
+func (f *fields) identifier(key string) *identitycore.Identifier {
+	if !f.has(key) {
+		f.issues = append(f.issues, apierror.Required("object", key))
+		return nil
+	}
+	inner, present := f.object(key)
+	if !present || inner == nil {
+		return nil
+	}
+	g := fields{obj: inner}
+	typ, _ := g.str("type", false, key)
+	if typ == nil || (*typ != "email" && *typ != "phone") {
+		if typ != nil || !g.has("type") {
+			g.issues = []apierror.Issue{apierror.BadDiscriminator([]string{"email", "phone"}, key, "type")}
+		}
+		f.issues = append(f.issues, g.issues...)
+		return nil
+	}
+	value, present := g.str("value", false, key)
+	switch {
+	case !present:
+		g.issues = append(g.issues, apierror.Required("string", key, "value"))
+	case value == nil:
+	case *typ == "email":
+		g.check(emailPattern.MatchString(*value), "regex", "Invalid", key, "value")
+		if len(*value) > 256 {
+			g.issues = append(g.issues, apierror.TooBig(256, key, "value"))
+		}
+	default:
+		g.check(phonePattern.MatchString(*value), "regex", "Invalid", key, "value")
+	}
+	f.issues = append(f.issues, g.issues...)
+	if value == nil || len(g.issues) > 0 {
+		return nil
+	}
+	return &identitycore.Identifier{Type: *typ, Value: *value}
+}
+
+// requiredStr reads a required string member (zod "Required" when absent).
+func (f *fields) requiredStr(key string) string {
+	if !f.has(key) {
+		f.issues = append(f.issues, apierror.Required("string", key))
+		return ""
+	}
+	s, _ := f.str(key, false)
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// codeRecordType is the record type for an identifier type.
+func codeRecordType(identifierType string) verification.Type {
+	if identifierType == "phone" {
+		return verification.PhoneVerificationCode
+	}
+	return verification.EmailVerificationCode
+}
+
+// sendCode is POST /api/verifications/verification-code: send a code to an address and get a
+// record for it (reference §5.2 V2). A code to the user's current address proves the user
+// (step-up); a code to another address proves only that address.
+func (h *Handler) sendCode(c *call) (err error) {
+	defer h.audit(c, "verification.code.send", nil, &err)
+	obj, err := h.readObject(c)
+	if err != nil {
+		return err
+	}
+	f := fields{obj: obj}
+	to := f.identifier("identifier")
+	template, hasTemplate := f.str("templateType", false)
+	if template != nil && *template != "BindMfa" && *template != verification.UserPermissionValidation {
+		f.issues = append(f.issues, apierror.Issue{Code: "invalid_enum_value", Received: *template,
+			Options: []string{"BindMfa", verification.UserPermissionValidation}, Path: []any{"templateType"},
+			Message: "Invalid enum value. Expected 'BindMfa' | 'UserPermissionValidation', received '" + *template + "'"})
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	if err := h.requireFirstParty(c); err != nil {
+		return err
+	}
+	ctx := c.r.Context()
+	u, err := h.cfg.Core.User(ctx, c.principal.Subject, false)
+	if err != nil {
+		return coreError(err)
+	}
+	current := u.PrimaryEmail
+	if to.Type == "phone" {
+		current = u.PrimaryPhone
+	}
+	isNew := current == nil || *current != to.Value
+	templateType := verification.UserPermissionValidation
+	switch {
+	case isNew:
+		templateType = verification.BindNewIdentifier
+	case hasTemplate && template != nil:
+		templateType = *template
+	}
+	if isNew && to.Type == "email" {
+		sie, err := h.signIn.Get(ctx)
+		if err != nil {
+			return coreError(err)
+		}
+		if err := policy.CheckEmail(to.Value, sie.EmailBlocklistPolicy); err != nil {
+			return err
+		}
+	}
+	p := h.cfg.Protections
+	if d := p.Limiter.Take(ctx, "code-send-user", h.userAndIP(c), p.Limits.CodeSendPerUser); !d.Allowed {
+		return limited(c, d, apierror.MessageRateLimited)
+	}
+	if d := p.Limiter.Take(ctx, "code-send-to", recipientKey(*to), p.Limits.CodeSendPerIdentifier); !d.Allowed {
+		return limited(c, d, apierror.MessageRateLimited)
+	}
+	if err := h.cfg.Core.SendVerificationCode(ctx, *to); err != nil {
+		return coreError(err)
+	}
+	rec, err := h.cfg.Verifications.Create(ctx, verification.Record{
+		UserID:       c.principal.Subject,
+		Type:         codeRecordType(to.Type),
+		Identifier:   &verification.Identifier{Type: to.Type, Value: to.Value},
+		TemplateType: templateType,
+	})
+	if err != nil {
+		return storeError(err)
+	}
+	return writeJSON(c.w, http.StatusCreated, map[string]string{
+		"verificationRecordId": rec.ID,
+		"expiresAt":            rec.ExpiresAt.UTC().Format(isoMillis),
+	})
+}
+
+// recipientKey is the subject of the per-address send limit: emails compare case-insensitively.
+func recipientKey(to identitycore.Identifier) string {
+	if to.Type == "email" {
+		return "email:" + lowerASCII(to.Value)
+	}
+	return "phone:" + to.Value
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// verifyCode is POST /api/verifications/verification-code/verify: check the code of a record
+// and mark it verified (reference §5.2 V3).
+func (h *Handler) verifyCode(c *call) (err error) {
+	defer h.audit(c, "verification.code.verify", nil, &err)
+	obj, err := h.readObject(c)
+	if err != nil {
+		return err
+	}
+	f := fields{obj: obj}
+	to := f.identifier("identifier")
+	id := f.requiredStr("verificationId")
+	code := f.requiredStr("code")
+	if err := f.err(); err != nil {
+		return err
+	}
+	if err := h.requireFirstParty(c); err != nil {
+		return err
+	}
+	ctx := c.r.Context()
+	rec, err := h.cfg.Verifications.Get(ctx, id)
+	if err != nil {
+		return storeError(err)
+	}
+	if rec.Type != codeRecordType(to.Type) {
+		return apierror.RecordNotFound
+	}
+	// Another user's record has no code for this caller (Logto: the passcode is keyed by the
+	// record, which any user could try); a verified record's code was consumed.
+	if rec.UserID != c.principal.Subject || rec.Verified || rec.Identifier == nil {
+		return apierror.CodeNotFound
+	}
+	if rec.Identifier.Value != to.Value {
+		return apierror.New(http.StatusBadRequest, "verification_code."+to.Type+"_mismatch")
+	}
+	p := h.cfg.Protections
+	tries := ratelimit.Limit{Max: p.Limits.CodeTriesPerRecord, Window: time.Until(rec.ExpiresAt)}
+	if tries.Window > 0 && !p.Limiter.Take(ctx, "code-tries", rec.ID, tries).Allowed {
+		return apierror.CodeExceedMaxTry
+	}
+	if d := p.Limiter.Take(ctx, "code-check-user", c.principal.Subject, p.Limits.CodeCheckPerUser); !d.Allowed {
+		return limited(c, d, apierror.TooManyAttempts)
+	}
+	if err := h.cfg.Core.CheckVerificationCode(ctx, *to, code); err != nil {
+		return coreError(err)
+	}
+	rec.Verified = true
+	if err := h.cfg.Verifications.Update(ctx, rec); err != nil {
+		return storeError(err)
+	}
+	return writeJSON(c.w, http.StatusOK, map[string]string{"verificationRecordId": rec.ID})
+}

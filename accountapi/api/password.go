@@ -1,0 +1,87 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
+	"github.com/accountedge/caddy-account-api/accountapi/policy"
+)
+
+// readPassword reads Logto's {password: string, min 1} body.
+func (h *Handler) readPassword(c *call) (string, error) {
+	obj, err := h.readObject(c)
+	if err != nil {
+		return "", err
+	}
+	f := fields{obj: obj}
+	password, present := f.str("password", false)
+	switch {
+	case !present:
+		f.issues = append(f.issues, apierror.Required("string", "password"))
+	case password != nil && *password == "":
+		f.issues = append(f.issues, apierror.TooSmall(1, "password"))
+	}
+	if err := f.err(); err != nil {
+		return "", err
+	}
+	return *password, nil
+}
+
+// updatePassword is POST /api/my-account/password, in Logto NOW's order (reference §3.3 N4):
+// first-party client, step-up when the user can already prove who they are, the password
+// field, the password policy, the same-password check, then the write.
+func (h *Handler) updatePassword(c *call) (err error) {
+	defer h.audit(c, "account.password.update", []string{"password"}, &err)
+	password, err := h.readPassword(c)
+	if err != nil {
+		return err
+	}
+	if err := h.requireFirstParty(c); err != nil {
+		return err
+	}
+	ctx := c.r.Context()
+	u, err := h.cfg.Core.User(ctx, c.principal.Subject, false)
+	if err != nil {
+		return coreError(err)
+	}
+	if u.HasSecurityVerificationMethod() {
+		if err := h.requireIdentityVerified(c); err != nil {
+			return err
+		}
+	}
+	if err := requireEditable(c, "password"); err != nil {
+		return err
+	}
+	sie, err := h.signIn.Get(ctx)
+	if err != nil {
+		return coreError(err)
+	}
+	info := policy.UserInfo{Name: deref(u.Name), Username: deref(u.Username), Email: deref(u.PrimaryEmail), Phone: deref(u.PrimaryPhone)}
+	if err := policy.CheckPassword(ctx, password, sie.PasswordPolicy, info, h.cfg.Protections.Pwned); err != nil {
+		return err
+	}
+	// The Management API does not compare passwords: asking it to verify the new one tells.
+	if u.HasPassword {
+		switch err := h.cfg.Core.VerifyPassword(ctx, u.ID, password); {
+		case err == nil:
+			return apierror.SamePassword
+		case !errors.Is(err, identitycore.ErrInvalidCredentials):
+			return coreError(err)
+		}
+	}
+	if err := h.cfg.Core.UpdatePassword(ctx, u.ID, password); err != nil {
+		return coreError(err)
+	}
+	h.cfg.UserChanged(ctx, u.ID, true)
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
