@@ -4,7 +4,7 @@
 #   ./xcaddy.sh build [--force]   build ./caddy with this module (xcaddy)
 #   ./xcaddy.sh run               quickstart: dev core + Caddy with Caddyfile.example
 #   ./xcaddy.sh test [ARGS...]    the whole test suite (what .ci/run calls)
-#   ./xcaddy.sh bench             benchmarks (not implemented yet)
+#   ./xcaddy.sh bench [ARGS...]   benchmark table (tests/bench; ARGS go to it)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,7 +32,9 @@ usage: ./xcaddy.sh COMMAND
   test [ARGS...]   install test dependencies, build, gofmt, go vet, go test
                    (ARGS go to `go test`, e.g. -run TestName -v)
   fuzz             run every fuzz target for FUZZTIME (default 10s)
-  bench            benchmarks (not implemented yet)
+  bench [ARGS...]  build, then measure req/s and latency of the module
+                   against Caddy's respond, coalescing and cache memory
+                   (about a minute; ARGS go to tests/bench, e.g. -c 32)
   help             this text
 EOF
 }
@@ -273,9 +275,20 @@ cmd_fuzz() {
 	done
 }
 
+# cmd_bench builds Caddy and the dev core, then runs tests/bench: it starts the dev core, a
+# redis-server and Caddy on loopback, drives load from its own process and prints one table
+# (req/s, p50, p99, ratio to the first row), the coalescing check and the cache memory. It
+# bounds its own duration (about a minute) and stops every process it starts. BENCH_ARGS go to
+# the bench, e.g. BENCH_ARGS="-duration 10s -c 32".
 cmd_bench() {
-	echo "bench: not implemented yet" >&2
-	exit 2
+	ensure_redis
+	cmd_build
+	mkdir -p .bin
+	log "building the development core and the bench"
+	go build -o .bin/devcore ./tests/devcore/cmd/devcore
+	go build -o .bin/bench ./tests/bench
+	# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+	.bin/bench -caddy "$CADDY_BIN" -devcore .bin/devcore ${BENCH_ARGS:-} "$@"
 }
 
 case "${1:-help}" in

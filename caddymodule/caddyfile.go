@@ -60,9 +60,25 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			}
 //			cache_ttl <duration>
 //		}
+//		rate_limits {
+//			code_send_per_identifier <max> <window>
+//			code_send_per_user       <max> <window>
+//			code_tries_per_record    <max>
+//			code_check_per_user      <max> <window>
+//			password_failures        <max> <window>
+//		}
 //		cors_origins     <origin...>
 //		max_body_size    <size>
 //		policy_cache_ttl <duration>
+//		profile_cache off | {
+//			max_age     <duration>
+//			max_entries <users>
+//		}
+//		disable_local_cache
+//		webhook [<path>] {
+//			path        <path>
+//			signing_key <key...>
+//		}
 //	}
 //
 // Without enabled or fields, the account-center settings are read from the core. Secrets should
@@ -117,6 +133,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalRedis(d)
 		case "account_center":
 			err = h.unmarshalAccountCenter(d)
+		case "rate_limits":
+			err = h.unmarshalRateLimits(d)
+		case "profile_cache":
+			err = h.unmarshalProfileCache(d)
+		case "disable_local_cache":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.DisableLocalCache = true
+		case "webhook":
+			err = h.unmarshalWebhook(d)
 		default:
 			return d.Errf("unrecognized account_api option %q", d.Val())
 		}
@@ -220,6 +247,58 @@ func (h *Handler) unmarshalAccountCenter(d *caddyfile.Dispenser) error {
 			}
 		default:
 			return d.Errf("unrecognized account_center option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalProfileCache(d *caddyfile.Dispenser) error {
+	h.ProfileCache = new(ProfileCacheConfig)
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return d.Errf("profile_cache: want off or a block, got %q", d.Val())
+		}
+		h.ProfileCache.Disabled = true
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "max_age":
+			err = durationArg(d, &h.ProfileCache.MaxAge)
+		case "max_entries":
+			err = intArg(d, &h.ProfileCache.MaxEntries)
+		default:
+			return d.Errf("unrecognized profile_cache option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
+	h.Webhook = new(WebhookConfig)
+	if d.NextArg() {
+		h.Webhook.Path = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "path":
+			if err := oneArg(d, &h.Webhook.Path); err != nil {
+				return err
+			}
+		case "signing_key", "signing_keys":
+			keys := d.RemainingArgs()
+			if len(keys) == 0 {
+				return d.ArgErr()
+			}
+			h.Webhook.SigningKeys = append(h.Webhook.SigningKeys, keys...)
+		default:
+			return d.Errf("unrecognized webhook option %q", d.Val())
 		}
 	}
 	return nil

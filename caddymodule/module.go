@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,13 @@ import (
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 	"github.com/accountedge/caddy-account-api/accountapi/api"
 	"github.com/accountedge/caddy-account-api/accountapi/auth"
+	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
 	"github.com/accountedge/caddy-account-api/accountapi/identitycore/logto"
+	"github.com/accountedge/caddy-account-api/accountapi/invalidation"
+	"github.com/accountedge/caddy-account-api/accountapi/profilecache"
 	"github.com/accountedge/caddy-account-api/accountapi/store"
 	"github.com/accountedge/caddy-account-api/accountapi/verification"
+	"github.com/accountedge/caddy-account-api/accountapi/webhook"
 )
 
 func init() {
@@ -104,11 +109,64 @@ type Handler struct {
 	// cached. Default: 1m.
 	PolicyCacheTTL caddy.Duration `json:"policy_cache_ttl,omitempty"`
 
-	api      *api.Handler
-	settings *accountcenter.Cached // nil with static settings
-	redisKey string
-	logger   *zap.Logger
-	cancel   context.CancelFunc
+	// RateLimits sets the limits of the verification routes (code sends and checks, password
+	// verifications). Default: see RateLimitsConfig.
+	RateLimits *RateLimitsConfig `json:"rate_limits,omitempty"`
+
+	// ProfileCache configures the cache of the users' records that GET /api/my-account is built
+	// from. Default: on, in process and in Redis when configured, for at most 1m per record.
+	ProfileCache *ProfileCacheConfig `json:"profile_cache,omitempty"`
+
+	// DisableLocalCache keeps token answers and user records out of the in-process caches, so
+	// that every lookup goes to Redis (or, without Redis, to the core). It exists to measure and
+	// to debug the shared layer; the in-process caches are the fast path. Default: false.
+	DisableLocalCache bool `json:"disable_local_cache,omitempty"`
+
+	// Webhook receives Logto's webhooks about users (User.Data.Updated, User.Deleted,
+	// User.SuspensionStatus.Updated, PostSignIn, ...), so that changes made at the core without
+	// passing through this site drop the cached records at once. Default: off.
+	Webhook *WebhookConfig `json:"webhook,omitempty"`
+
+	api   *api.Handler
+	authn *auth.Authenticator
+	// managementChanged handles a Management API write to a user passing through the site.
+	managementChanged func(ctx context.Context, userID string, credentials bool)
+	settings          *accountcenter.Cached // nil with static settings
+	profiles          *profilecache.Cache   // nil when the profile cache is off
+	bus               *invalidation.Bus     // nil without Redis
+	webhook           *webhook.Handler      // nil without a webhook
+	redisKey          string
+	logger            *zap.Logger
+	cancel            context.CancelFunc
+	// closers stop the in-process caches this config created.
+	closers []func()
+}
+
+// ProfileCacheConfig configures the profile cache. Every write the module makes, every
+// Management API write to /api/users/{id}... that passes through the same site, and every
+// webhook drops the user's record, on every instance sharing the Redis (through pub/sub).
+type ProfileCacheConfig struct {
+	// Disabled turns the cache off: every read of a profile goes to the core.
+	Disabled bool `json:"disabled,omitempty"`
+
+	// MaxAge bounds how long a record is served from the cache: the staleness of a change that
+	// reaches the module by none of the ways above. Default: 1m.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
+	// MaxEntries bounds the in-process cache (users). Default: 10000.
+	MaxEntries int `json:"max_entries,omitempty"`
+}
+
+// WebhookConfig configures the endpoint that receives Logto's webhooks.
+type WebhookConfig struct {
+	// Path is where Logto delivers (the webhook's endpoint URL is this site plus Path); it must
+	// not be an Account API path. Default: "/webhooks/logto".
+	Path string `json:"path,omitempty"`
+
+	// SigningKeys are the signing keys of the Logto webhooks (Console > Webhooks > the webhook >
+	// Signing key); a delivery signed with none of them is refused. Use placeholders such as
+	// {env.LOGTO_WEBHOOK_SIGNING_KEY}. Required.
+	SigningKeys []string `json:"signing_keys,omitempty"`
 }
 
 // JWTConfig configures validation of JWT access tokens (RFC 9068).
@@ -159,6 +217,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision resolves placeholders, applies defaults and builds the clients.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	for _, s := range []*string{&h.CoreURL, &h.ClientID, &h.ClientSecret, &h.ManagementResource, &h.CacheKey} {
 		*s = repl.ReplaceKnown(*s, "")
@@ -172,6 +233,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Resource:     h.ManagementResource,
 		Scope:        h.ManagementScope,
 		Timeout:      time.Duration(h.CoreTimeout),
+		Transport:    timedTransport{next: http.DefaultTransport},
 	})
 	if err != nil {
 		return err
@@ -182,7 +244,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	var shared store.Store
-	records := store.Store(store.NewMemory(100_000))
+	memory := store.NewMemory(100_000)
+	h.closers = append(h.closers, memory.Close)
+	records := store.Store(memory)
 	if h.Redis != nil {
 		client, key, err := h.Redis.client(repl)
 		if err != nil {
@@ -191,6 +255,37 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.redisKey = key
 		shared = store.NewRedis(client, h.Redis.KeyPrefix, time.Duration(h.Redis.Timeout))
 		records = shared
+		h.bus = invalidation.New(client, h.Redis.KeyPrefix+"invalidate", time.Duration(h.Redis.Timeout))
+	}
+
+	// The API reads users through the profile cache; every other call goes to the core as is.
+	var apiCore identitycore.Core = core
+	if !h.ProfileCache.Disabled {
+		h.profiles = profilecache.New(profilecache.Config{
+			Core:         core,
+			Keyer:        keyer,
+			Shared:       shared,
+			DisableLocal: h.DisableLocalCache,
+			MaxAge:       time.Duration(h.ProfileCache.MaxAge),
+			MaxEntries:   h.ProfileCache.MaxEntries,
+			Metrics:      cacheMetrics{},
+			OnStoreError: h.storeErrorLogger("profile_cache"),
+		})
+		apiCore = h.profiles
+	}
+	if h.Webhook != nil {
+		keys := make([]string, len(h.Webhook.SigningKeys))
+		for i, k := range h.Webhook.SigningKeys {
+			keys[i] = repl.ReplaceKnown(k, "")
+		}
+		h.webhook, err = webhook.New(webhook.Config{
+			SigningKeys: keys,
+			UserChanged: h.userChanged("webhook", true),
+			Observe:     func(outcome string) { metrics.webhooks.WithLabelValues(outcome).Inc() },
+		})
+		if err != nil {
+			return fmt.Errorf("account_api: %w", err)
+		}
 	}
 
 	// Background work (the JWKS refresh) lives until Cleanup, not until the next reload.
@@ -219,30 +314,95 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		source = accountcenter.Static(static)
 	} else {
-		h.settings = accountcenter.NewCached(core.AccountCenter, time.Duration(h.AccountCenter.CacheTTL))
-		source = h.settings
+		loads := new(atomic.Uint64)
+		h.settings = accountcenter.NewCached(countLoads(loads, core.AccountCenter), time.Duration(h.AccountCenter.CacheTTL))
+		source = observedSettings{Source: h.settings, loads: loads}
 	}
 
+	h.managementChanged = h.userChanged("management_api", true)
+	h.authn = auth.New(auth.Config{
+		Introspector: core,
+		JWT:          jwtVerifier,
+		Keyer:        keyer,
+		Shared:       shared,
+		MaxTTL:       time.Duration(h.TokenCacheTTL),
+		NegativeTTL:  time.Duration(h.NegativeCacheTTL),
+		MaxEntries:   h.TokenCacheSize,
+		OnStoreError: h.storeErrorLogger("token_cache"),
+		DisableLocal: h.DisableLocalCache,
+		Metrics:      cacheMetrics{},
+	})
 	h.api = api.New(api.Config{
-		Core: core,
-		Auth: auth.New(auth.Config{
-			Introspector: core,
-			JWT:          jwtVerifier,
-			Keyer:        keyer,
-			Shared:       shared,
-			MaxTTL:       time.Duration(h.TokenCacheTTL),
-			NegativeTTL:  time.Duration(h.NegativeCacheTTL),
-			MaxEntries:   h.TokenCacheSize,
-			OnStoreError: h.storeErrorLogger(),
-		}),
+		Core:           apiCore,
+		Auth:           h.authn,
 		AccountCenter:  source,
 		Verifications:  verification.NewStore(records, keyer),
 		AllowedOrigins: h.CORSOrigins,
 		MaxBodyBytes:   h.MaxBodySize,
 		PolicyTTL:      time.Duration(h.PolicyCacheTTL),
+		UserChanged:    h.userChanged("write", false),
+		Observe:        observeRequest,
 		Logger:         h.logger,
+		Protections:    h.protections(shared, keyer),
 	})
+
+	if h.bus != nil {
+		busErrors := h.storeErrorLogger("invalidation")
+		h.bus.Start(invalidation.Handlers{
+			Event: func(ctx context.Context, e invalidation.Event) {
+				if h.profiles != nil {
+					h.profiles.Invalidate(ctx, e.UserID)
+					metrics.invalidations.WithLabelValues("peer").Inc()
+				}
+				if e.Kind == invalidation.Credentials {
+					h.authn.EvictSubjectLocal(e.UserID) // the sender recorded it in Redis already
+				}
+			},
+			// Messages may have been lost while the subscription was down: forget what they
+			// could have voided.
+			Resync: func() {
+				if h.profiles != nil {
+					h.profiles.Flush()
+					metrics.invalidations.WithLabelValues("resync").Inc()
+				}
+				h.authn.FlushLocal()
+			},
+			Error: busErrors,
+		})
+	}
 	return nil
+}
+
+// userChanged returns what to do when the user with userID may have changed (source names the
+// way the module heard of it, for metrics): drop the cached record here and in Redis, void the
+// cached answers about the user's tokens when their credentials changed, and tell the other
+// instances. alwaysCredentials treats every change as one of credentials: a webhook or an admin
+// write may have revoked the user's tokens, and only the core knows.
+func (h *Handler) userChanged(source string, alwaysCredentials bool) func(ctx context.Context, userID string, credentials bool) {
+	invalidations := metrics.invalidations.WithLabelValues(source)
+	publishFailed := h.storeErrorLogger("invalidation")
+	evictFailed := h.storeErrorLogger("token_cache")
+	return func(ctx context.Context, userID string, credentials bool) {
+		credentials = credentials || alwaysCredentials
+		if h.profiles != nil {
+			h.profiles.Invalidate(ctx, userID)
+			invalidations.Inc()
+		}
+		if credentials {
+			if err := h.authn.EvictSubject(ctx, userID); err != nil {
+				evictFailed(err)
+			}
+		}
+		if h.bus != nil {
+			kind := invalidation.Profile
+			if credentials {
+				kind = invalidation.Credentials
+			}
+			if err := h.bus.Publish(ctx, invalidation.Event{UserID: userID, Kind: kind}); err != nil {
+				publishFailed(err)
+			}
+		}
+	}
 }
 
 func (h *Handler) setDefaults() {
@@ -282,6 +442,18 @@ func (h *Handler) setDefaults() {
 	if h.Redis != nil {
 		h.Redis.setDefaults()
 	}
+	if h.ProfileCache == nil {
+		h.ProfileCache = &ProfileCacheConfig{}
+	}
+	if h.ProfileCache.MaxAge <= 0 {
+		h.ProfileCache.MaxAge = caddy.Duration(time.Minute)
+	}
+	if h.ProfileCache.MaxEntries <= 0 {
+		h.ProfileCache.MaxEntries = 10_000
+	}
+	if h.Webhook != nil && h.Webhook.Path == "" {
+		h.Webhook.Path = "/webhooks/logto"
+	}
 }
 
 // cacheSecret is the configured cache key, or one derived from the client secret so that every
@@ -295,11 +467,13 @@ func (h *Handler) cacheSecret() []byte {
 	return m.Sum(nil)
 }
 
-// storeErrorLogger logs shared-store failures at most once every 10 seconds: during a Redis
-// outage every request would otherwise log one.
-func (h *Handler) storeErrorLogger() func(error) {
+// storeErrorLogger counts shared-store failures of a component and logs them at most once every
+// 10 seconds: during a Redis outage every request would otherwise log one.
+func (h *Handler) storeErrorLogger(component string) func(error) {
 	var last atomic.Int64
+	errs := metrics.redisErrors.WithLabelValues(component)
 	return func(err error) {
+		errs.Inc()
 		now, prev := time.Now().UnixNano(), last.Load()
 		if now-prev < int64(10*time.Second) || !last.CompareAndSwap(prev, now) {
 			return
@@ -322,6 +496,14 @@ func (h *Handler) Validate() error {
 	if h.CacheKey != "" && len(h.CacheKey) < 16 {
 		return errors.New("account_api: cache_key must be at least 16 characters")
 	}
+	if h.Webhook != nil {
+		if !strings.HasPrefix(h.Webhook.Path, "/") || api.Owns(h.Webhook.Path) {
+			return fmt.Errorf("account_api: webhook path %q must start with / and lie outside the Account API", h.Webhook.Path)
+		}
+		if len(h.Webhook.SigningKeys) == 0 {
+			return errors.New("account_api: webhook needs a signing_key")
+		}
+	}
 	if h.Redis != nil {
 		return h.Redis.validate()
 	}
@@ -332,6 +514,18 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	if h.cancel != nil {
 		h.cancel()
+	}
+	if h.api != nil {
+		h.api.Close()
+	}
+	for _, c := range h.closers {
+		c()
+	}
+	if h.bus != nil {
+		h.bus.Close() // before the client goes back to the pool, which may close it
+	}
+	if h.profiles != nil {
+		h.profiles.Close()
 	}
 	if h.redisKey != "" {
 		_, err := redisPool.Delete(h.redisKey)
@@ -346,30 +540,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.api.ServeHTTP(w, r)
 		return nil
 	}
-	if h.settings != nil && r.Method == http.MethodPatch && r.URL.Path == "/api/account-center" {
-		return next.ServeHTTP(&settingsWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, settings: h.settings}, r)
+	if h.webhook != nil && r.URL.Path == h.Webhook.Path {
+		h.webhook.ServeHTTP(w, r)
+		return nil
+	}
+	if h.settings != nil && r.Method == http.MethodPatch && path.Clean(r.URL.Path) == "/api/account-center" {
+		return next.ServeHTTP(watchSuccess(w, h.settings.Invalidate), r)
+	}
+	if id := managementUserWrite(r); id != "" {
+		// Any Management API write may touch sign-in data (username, email, password,
+		// suspension): it counts as a credentials change.
+		return next.ServeHTTP(watchSuccess(w, func() { h.managementChanged(r.Context(), id, true) }), r)
 	}
 	return next.ServeHTTP(w, r)
-}
-
-// settingsWatcher drops the cached account-center settings as soon as the core confirms an
-// admin's change, before the response reaches the admin.
-type settingsWatcher struct {
-	*caddyhttp.ResponseWriterWrapper
-	settings *accountcenter.Cached
-}
-
-func (s *settingsWatcher) WriteHeader(status int) {
-	if status >= 200 && status < 300 {
-		s.settings.Invalidate()
-	}
-	s.ResponseWriterWrapper.WriteHeader(status)
-}
-
-// Write covers a next handler that writes without WriteHeader (an implicit 200).
-func (s *settingsWatcher) Write(b []byte) (int, error) {
-	s.settings.Invalidate()
-	return s.ResponseWriterWrapper.Write(b)
 }
 
 // settings converts static account-center settings.

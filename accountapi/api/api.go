@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -40,6 +41,11 @@ type Config struct {
 	// true for changes to how the user signs in or proves identity (username, password, primary
 	// email or phone, social identities), after which cached token answers must go too.
 	UserChanged func(ctx context.Context, userID string, credentials bool)
+	// Observe, when set, is told the outcome of every routed request: the route's pattern (a
+	// bounded label), the error code ("" on success), the status and how long it took.
+	Observe func(route, code string, status int, elapsed time.Duration)
+	// Protections are the rate limits, the breached-password list and the audit context.
+	Protections Protections
 	Logger      *zap.Logger
 }
 
@@ -56,6 +62,10 @@ type Handler struct {
 func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	cfg.Protections = cfg.Protections.withDefaults()
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, string, int, time.Duration) {}
 	}
 	if cfg.UserChanged == nil {
 		cfg.UserChanged = func(context.Context, string, bool) {}
@@ -80,6 +90,12 @@ func New(cfg Config) *Handler {
 	}
 	h.routes()
 	return h
+}
+
+// Close stops the background work of the handler and of the authenticator it was given.
+func (h *Handler) Close() {
+	h.apps.StopAllGoroutines()
+	h.cfg.Auth.Close()
 }
 
 // Prefixes are the paths the Account API owns; every other request belongs to the next handler.
@@ -116,7 +132,19 @@ func (h *Handler) routes() {
 	h.handle("GET /api/my-account", h.getAccount, 0)
 	h.handle("PATCH /api/my-account", h.patchAccount, 0)
 	h.handle("PATCH /api/my-account/profile", h.patchProfile, 0)
+	h.handle("POST /api/my-account/password", h.updatePassword, revalidate)
+	h.handle("POST /api/my-account/primary-email", h.updatePrimaryEmail, revalidate)
+	h.handle("DELETE /api/my-account/primary-email", h.deletePrimaryEmail, revalidate)
+	h.handle("POST /api/my-account/primary-phone", h.updatePrimaryPhone, revalidate)
+	h.handle("DELETE /api/my-account/primary-phone", h.deletePrimaryPhone, revalidate)
+	h.handle("POST /api/my-account/identities", h.linkIdentity, revalidate)
+	h.handle("PUT /api/my-account/identities", h.replaceIdentity, revalidate)
+	h.handle("DELETE /api/my-account/identities/{target}", h.unlinkIdentity, revalidate)
 	h.handle("POST /api/verifications/password", h.verifyPassword, revalidate)
+	h.handle("POST /api/verifications/verification-code", h.sendCode, revalidate)
+	h.handle("POST /api/verifications/verification-code/verify", h.verifyCode, revalidate)
+	h.handle("POST /api/verifications/social", h.startSocial, 0)
+	h.handle("POST /api/verifications/social/verify", h.verifySocial, 0)
 	// Everything else that Owns gives us (unknown routes, odd spellings) is a JSON 404.
 	h.mux.HandleFunc("/", h.notFound)
 }
@@ -140,9 +168,14 @@ const revalidate routeOption = 1
 
 func (h *Handler) handle(pattern string, fn route, opts routeOption) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		status, code := http.StatusOK, ""
 		if err := h.serve(w, r, fn, opts); err != nil {
-			h.writeError(w, r, err)
+			e := apierror.As(err)
+			status, code = e.Status, e.Code
+			h.writeError(w, r, e)
 		}
+		h.cfg.Observe(pattern, code, status, time.Since(start))
 	})
 }
 
@@ -178,7 +211,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, apierror.RouteNotFound)
 	// RFC 6750 §2.3 allows tokens in the query, but they end up in access logs and browser
 	// history (RFC 9700 §4.3.2): refuse them rather than ignore them silently.
-	case r.URL.Query().Has("access_token"):
+	case r.URL.RawQuery != "" && r.URL.Query().Has("access_token"): // no query map to build otherwise
 		h.writeError(w, r, apierror.TokenInQuery)
 	default:
 		h.mux.ServeHTTP(w, r)
@@ -238,18 +271,44 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	apierror.Write(w, e)
 }
 
+// appender is a body that encodes itself without reflection (the profile, on every page load).
+type appender interface{ AppendJSON([]byte) []byte }
+
+// bodies recycles the buffers of appender bodies: the hot path then allocates no body.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // writeJSON sends a successful JSON response.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
+	if a, ok := v.(appender); ok {
+		buf := bodies.Get().(*[]byte)
+		*buf = a.AppendJSON((*buf)[:0])
+		writeBody(w, status, *buf)
+		if cap(*buf) <= 64<<10 { // a rare huge profile is not kept
+			bodies.Put(buf)
+		}
+		return nil
+	}
 	body, err := json.Marshal(v)
 	if err != nil {
 		return apierror.Internal(err)
 	}
+	writeBody(w, status, body)
+	return nil
+}
+
+// jsonHeaders are set by assigning prepared slices: Header.Set would canonicalise the names and
+// allocate a new slice for each value on every response.
+var (
+	contentTypeJSON = []string{"application/json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+)
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-	return nil
 }
 
 // coreError maps a failure of the identity core to what the user is told: the core's own Logto

@@ -36,6 +36,33 @@ type Config struct {
 	MaxEntries int
 	// OnStoreError is told about shared-store failures (which only cost a cache miss).
 	OnStoreError func(error)
+	// DisableLocal skips the in-process cache: every lookup goes to Shared (benchmarks of the
+	// shared layer, or deployments that want revocations seen by every instance at once).
+	DisableLocal bool
+	// Metrics, when set, is told about cache lookups and coalesced introspections.
+	Metrics Metrics
+}
+
+// Metrics receives cache events. Implementations must be cheap and safe for concurrent use: they
+// run on every request. layer is "local" or "shared"; kind is "token" for an active token's
+// answer and "negative" for an inactive one (a miss is always "token": its kind is unknown).
+type Metrics interface {
+	CacheResult(layer, kind string, hit bool)
+	CoalescedWait(kind string)
+}
+
+// noMetrics is the default Metrics: it keeps the hot path free of nil checks.
+type noMetrics struct{}
+
+func (noMetrics) CacheResult(string, string, bool) {}
+func (noMetrics) CoalescedWait(string)             {}
+
+// kindOf names an answer for Metrics.
+func kindOf(ans answer) string {
+	if ans.Active {
+		return "token"
+	}
+	return "negative"
 }
 
 // Authenticator turns an Authorization header into a Principal, or a Logto-shaped error.
@@ -51,6 +78,9 @@ func New(cfg Config) *Authenticator {
 	if cfg.OnStoreError == nil {
 		cfg.OnStoreError = func(error) {}
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	return &Authenticator{
 		cfg: cfg,
 		local: otter.Must(&otter.Options[string, answer]{
@@ -62,6 +92,9 @@ func New(cfg Config) *Authenticator {
 		now: time.Now,
 	}
 }
+
+// Close stops the in-process cache's background clean-up.
+func (a *Authenticator) Close() { a.local.StopAllGoroutines() }
 
 // Authenticate validates the request's Authorization header, from the caches when they hold an
 // answer for the token. Errors are *apierror.Error values ready to send.
@@ -82,8 +115,13 @@ func (a *Authenticator) authenticate(ctx context.Context, header string, fresh b
 	}
 	key := a.cfg.Keyer.Key("tok", token)
 	ans, ok := answer{}, false
-	if !fresh {
+	if !fresh && !a.cfg.DisableLocal {
 		ans, ok = a.local.GetIfPresent(key)
+		if ok {
+			a.cfg.Metrics.CacheResult("local", kindOf(ans), true)
+		} else {
+			a.cfg.Metrics.CacheResult("local", "token", false)
+		}
 	}
 	if !ok {
 		if ans, err = a.load(ctx, key, token, fresh); err != nil {
@@ -138,13 +176,17 @@ func (a *Authenticator) load(ctx context.Context, key, token string, fresh bool)
 	if fresh {
 		flight = "fresh:" + key
 	}
+	leader := false
 	ch := a.group.DoChan(flight, func() (any, error) {
+		leader = true
 		// Detached from the first caller: one client going away must not fail the others.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if !fresh {
 			if ans, ok := a.fromShared(ctx, key); ok {
-				a.local.Set(key, ans)
+				if !a.cfg.DisableLocal {
+					a.local.Set(key, ans)
+				}
 				return ans, nil
 			}
 		}
@@ -159,6 +201,9 @@ func (a *Authenticator) load(ctx context.Context, key, token string, fresh bool)
 	case <-ctx.Done():
 		return answer{}, apierror.CoreUnavailable.WithCause(ctx.Err())
 	case res := <-ch:
+		if !leader {
+			a.cfg.Metrics.CoalescedWait("token")
+		}
 		if res.Err != nil {
 			return answer{}, res.Err
 		}
@@ -172,24 +217,30 @@ func (a *Authenticator) fromShared(ctx context.Context, key string) (answer, boo
 	}
 	b, err := a.cfg.Shared.Get(ctx, key)
 	if err != nil {
+		a.cfg.Metrics.CacheResult("shared", "token", false)
 		if !errors.Is(err, store.ErrNotFound) {
 			a.cfg.OnStoreError(err)
 		}
 		return answer{}, false
 	}
 	var ans answer
-	if err := json.Unmarshal(b, &ans); err != nil {
+	if err := json.Unmarshal(b, &ans); err != nil || a.revokedAfterCaching(ctx, ans) {
+		a.cfg.Metrics.CacheResult("shared", "token", false)
 		return answer{}, false
 	}
+	a.cfg.Metrics.CacheResult("shared", kindOf(ans), true)
 	return ans, true
 }
 
 func (a *Authenticator) remember(ctx context.Context, key string, ans answer) {
+	ans.CachedAt = a.now().UnixMilli()
 	ttl := ans.ttl(a.now(), a.cfg.MaxTTL, a.cfg.NegativeTTL)
 	if ttl <= 0 {
 		return
 	}
-	a.local.Set(key, ans)
+	if !a.cfg.DisableLocal {
+		a.local.Set(key, ans)
+	}
 	if a.cfg.Shared == nil {
 		return
 	}

@@ -57,4 +57,7 @@ func (m *Memory) Delete(_ context.Context, keys ...string) error {
 	return nil
 }
 
+// Close stops the cache's background clean-up; the Memory must not be used afterwards.
+func (m *Memory) Close() { m.cache.StopAllGoroutines() }
+
 var _ Store = (*Memory)(nil)
