@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/accountedge/caddy-account-api/tests/devcore"
 	"github.com/accountedge/caddy-account-api/tests/harness"
@@ -214,6 +215,7 @@ func TestUsernamePolicyAndLastIdentifier(t *testing.T) {
 		http.StatusUnprocessableEntity, "user.username_uppercase_not_allowed")
 	// Case-insensitive policy: "ORACLE" collides with "oracle" (checked by the core).
 	e.call(e.caddy.URL(), "PATCH", "/api/sign-in-exp", m2m, map[string]any{"usernamePolicy": map[string]any{"caseSensitive": false}})
+	time.Sleep(20 * time.Millisecond) // policy_cache_ttl is 1ms
 	expectError(t, e.do("PATCH", "/api/my-account", tok, map[string]any{"username": "ORACLE"}, "logto-verification-id", vid),
 		http.StatusUnprocessableEntity, "user.username_already_in_use")
 

@@ -36,7 +36,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		global: "\tdebug\n\tmetrics\n",
 		// Caddy's access log records a copy of the request taken before any handler runs; the
 		// README's filter keeps refused query tokens and step-up record ids out of it.
-		site: accessLogFilter,
+		site:  accessLogFilter,
 		extra: "jwt {\n audience " + aud + "\n }",
 	})
 

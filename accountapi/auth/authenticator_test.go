@@ -215,3 +215,52 @@ func TestRevalidateAsksTheCore(t *testing.T) {
 	_, err = a.Authenticate(ctx, "Bearer tok")
 	wantCode(t, err, 401, "auth.unauthorized") // the fresh answer replaced the cached one
 }
+
+func TestEvictSubject(t *testing.T) {
+	core := newFake()
+	core.set("a1", live("u1", "openid", time.Hour))
+	core.set("a2", live("u1", "openid", time.Hour))
+	core.set("b1", live("u2", "openid", time.Hour))
+	shared := store.NewMemory(100)
+	a, peer := newAuth(t, core, shared), newAuth(t, core, shared)
+	ctx := context.Background()
+	for _, tok := range []string{"a1", "a2", "b1"} {
+		if _, err := a.Authenticate(ctx, "Bearer "+tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := core.calls.Load()
+	core.set("a1", identitycore.Introspection{Active: false}) // revoked at the core
+	time.Sleep(2 * time.Millisecond)                          // the revocation is later than the cached answers
+	if err := a.EvictSubject(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Authenticate(ctx, "Bearer a1")
+	wantCode(t, err, 401, "auth.unauthorized")
+	// The peer has nothing in process; the shared answer cached before the revocation is void,
+	// and it finds the fresh (negative) one this instance just shared.
+	_, err = peer.Authenticate(ctx, "Bearer a1")
+	wantCode(t, err, 401, "auth.unauthorized")
+	if _, err := a.Authenticate(ctx, "Bearer a2"); err != nil {
+		t.Fatalf("the user's other, live token: %v", err)
+	}
+	if _, err := a.Authenticate(ctx, "Bearer b1"); err != nil {
+		t.Fatal(err)
+	}
+	// a1 and a2 asked again once each; b1 (another user) stayed cached.
+	if n := core.calls.Load() - before; n != 2 {
+		t.Fatalf("introspections after eviction = %d, want 2", n)
+	}
+	// An answer shared before the revocation is not used by a peer.
+	core.set("a2", live("u1", "openid", time.Hour))
+	fresh := newAuth(t, core, shared)
+	time.Sleep(2 * time.Millisecond)
+	_ = a.EvictSubject(ctx, "u1")
+	before = core.calls.Load()
+	if _, err := fresh.Authenticate(ctx, "Bearer a2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := core.calls.Load() - before; n != 1 {
+		t.Fatalf("a peer used an answer cached before the revocation (%d introspections)", n)
+	}
+}

@@ -30,6 +30,8 @@ type answer struct {
 	Active    bool      `json:"act"`
 	TokenType string    `json:"typ,omitempty"`
 	Principal Principal `json:"p"`
+	// CachedAt (Unix milliseconds) lets a revocation recorded later void the answer.
+	CachedAt int64 `json:"at,omitempty"`
 }
 
 // splitScope turns an RFC 6749 scope string into its values.
