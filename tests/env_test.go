@@ -238,25 +238,6 @@ func matchSample(t *testing.T, r reply, ex harness.Exchange) {
 // stats reads the dev core's counters.
 func (e *env) stats() devcore.Stats { return e.core.Core.Stats() }
 
-// m2mToken gets a Management API token through Caddy (so its issuer matches the host the
-// Management API calls below go through).
-func (e *env) m2mToken() string {
-	e.t.Helper()
-	req, _ := http.NewRequest("POST", e.caddy.URL()+"/oidc/token",
-		strings.NewReader("grant_type=client_credentials&resource="+devcore.DefaultManagementResource+"&scope=all"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(devcore.DefaultClientID, devcore.DefaultClientSecret)
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if out.AccessToken == "" {
-		e.t.Fatalf("no management token (status %d)", resp.StatusCode)
-	}
-	return out.AccessToken
-}
+// m2mToken gets a Management API token through the first Caddy instance (so its issuer matches
+// the host the Management API calls below go through).
+func (e *env) m2mToken() string { return e.m2mTokenVia(e.caddy.URL()) }

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
@@ -106,10 +107,7 @@ func (h *Handler) sendCode(c *call) (err error) {
 	if err != nil {
 		return coreError(err)
 	}
-	current := u.PrimaryEmail
-	if to.Type == "phone" {
-		current = u.PrimaryPhone
-	}
+	current := u.Primary(to.Type)
 	isNew := current == nil || *current != to.Value
 	templateType := verification.UserPermissionValidation
 	switch {
@@ -155,19 +153,9 @@ func (h *Handler) sendCode(c *call) (err error) {
 // recipientKey is the subject of the per-address send limit: emails compare case-insensitively.
 func recipientKey(to identitycore.Identifier) string {
 	if to.Type == "email" {
-		return "email:" + lowerASCII(to.Value)
+		return "email:" + strings.ToLower(to.Value)
 	}
 	return "phone:" + to.Value
-}
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // verifyCode is POST /api/verifications/verification-code/verify: check the code of a record

@@ -52,16 +52,7 @@ func (h *Handler) setPrimary(c *call, p primaryIdentifier) (err error) {
 	if err := f.err(); err != nil {
 		return err
 	}
-	if err := h.requireIdentityVerified(c); err != nil {
-		return err
-	}
-	if err := requireEditable(c, p.field); err != nil {
-		return err
-	}
-	if err := requireScope(c, p.field); err != nil {
-		return err
-	}
-	if err := h.requireFirstParty(c); err != nil {
+	if err := h.primaryChecks(c, p); err != nil {
 		return err
 	}
 	ctx := c.r.Context()
@@ -105,10 +96,9 @@ func normalizePhone(digits string) (string, error) {
 	return fmt.Sprint(num.GetCountryCode()) + phonenumbers.GetNationalSignificantNumber(num), nil
 }
 
-// deletePrimary is DELETE /api/my-account/primary-email and /primary-phone (reference §3.3
-// N10, N12): step-up, field, scope, first-party client, and the user keeps an identifier.
-func (h *Handler) deletePrimary(c *call, p primaryIdentifier) (err error) {
-	defer h.audit(c, "account."+p.userKey+".delete", []string{p.userKey}, &err)
+// primaryChecks are the checks both changes of a primary address start with, in Logto NOW's
+// order: step-up, field, scope (400), first-party client.
+func (h *Handler) primaryChecks(c *call, p primaryIdentifier) error {
 	if err := h.requireIdentityVerified(c); err != nil {
 		return err
 	}
@@ -118,7 +108,14 @@ func (h *Handler) deletePrimary(c *call, p primaryIdentifier) (err error) {
 	if err := requireScope(c, p.field); err != nil {
 		return err
 	}
-	if err := h.requireFirstParty(c); err != nil {
+	return h.requireFirstParty(c)
+}
+
+// deletePrimary is DELETE /api/my-account/primary-email and /primary-phone (reference §3.3
+// N10, N12): step-up, field, scope, first-party client, and the user keeps an identifier.
+func (h *Handler) deletePrimary(c *call, p primaryIdentifier) (err error) {
+	defer h.audit(c, "account."+p.userKey+".delete", []string{p.userKey}, &err)
+	if err := h.primaryChecks(c, p); err != nil {
 		return err
 	}
 	ctx := c.r.Context()
@@ -126,10 +123,7 @@ func (h *Handler) deletePrimary(c *call, p primaryIdentifier) (err error) {
 	if err != nil {
 		return coreError(err)
 	}
-	current := u.PrimaryEmail
-	if p.field == "phone" {
-		current = u.PrimaryPhone
-	}
+	current := u.Primary(p.field)
 	if err := keepsAnIdentifier(u, current != nil && *current != ""); err != nil {
 		return err
 	}

@@ -43,14 +43,9 @@ func (h *Handler) putIdentity(c *call, replace bool) (err error) {
 		return err
 	}
 	ctx := c.r.Context()
-	u, err := h.cfg.Core.User(ctx, c.principal.Subject, true)
+	u, err := h.callerWithConditionalStepUp(c, true)
 	if err != nil {
-		return coreError(err)
-	}
-	if u.HasSecurityVerificationMethod() {
-		if err := h.requireIdentityVerified(c); err != nil {
-			return err
-		}
+		return err
 	}
 	rec, err := h.cfg.Verifications.Redeem(ctx, recordID, u.ID, verification.Social)
 	if err != nil {
@@ -100,14 +95,9 @@ func (h *Handler) unlinkIdentity(c *call) (err error) {
 		return err
 	}
 	ctx := c.r.Context()
-	u, err := h.cfg.Core.User(ctx, c.principal.Subject, true)
+	u, err := h.callerWithConditionalStepUp(c, true)
 	if err != nil {
-		return coreError(err)
-	}
-	if u.HasSecurityVerificationMethod() {
-		if err := h.requireIdentityVerified(c); err != nil {
-			return err
-		}
+		return err
 	}
 	target := c.r.PathValue("target")
 	if _, linked := u.Identities[target]; !linked {

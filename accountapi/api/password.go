@@ -42,14 +42,9 @@ func (h *Handler) updatePassword(c *call) (err error) {
 		return err
 	}
 	ctx := c.r.Context()
-	u, err := h.cfg.Core.User(ctx, c.principal.Subject, false)
+	u, err := h.callerWithConditionalStepUp(c, false)
 	if err != nil {
-		return coreError(err)
-	}
-	if u.HasSecurityVerificationMethod() {
-		if err := h.requireIdentityVerified(c); err != nil {
-			return err
-		}
+		return err
 	}
 	if err := requireEditable(c, "password"); err != nil {
 		return err

@@ -128,6 +128,14 @@ func (u *User) HasSecurityVerificationMethod() bool {
 		(u.PrimaryPhone != nil && *u.PrimaryPhone != "")
 }
 
+// Primary returns the user's primary address of a type ("email" or "phone"), nil when unset.
+func (u *User) Primary(identifierType string) *string {
+	if identifierType == "phone" {
+		return u.PrimaryPhone
+	}
+	return u.PrimaryEmail
+}
+
 // Application is an OIDC client registered at the core.
 type Application struct {
 	ID           string `json:"id"`

@@ -233,15 +233,21 @@ func (c *Caddy) kill() {
 	cmd, done := c.cmd, c.done
 	c.cmd, c.done = nil, nil
 	c.mu.Unlock()
+	// SIGTERM makes `caddy run` stop its apps gracefully, like `caddy stop`
+	// but without depending on the admin endpoint still working.
+	terminate(cmd, done, 10*time.Second)
+}
+
+// terminate sends SIGTERM to a process started by the harness (nil: nothing to do), waits up to
+// grace for it to exit (done closes then), and kills it otherwise.
+func terminate(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
 	if cmd == nil {
 		return
 	}
-	// SIGTERM makes `caddy run` stop its apps gracefully, like `caddy stop`
-	// but without depending on the admin endpoint still working.
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(grace):
 		_ = cmd.Process.Kill()
 		<-done
 	}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -138,16 +137,7 @@ func (r *Redis) kill() {
 	cmd, done := r.cmd, r.done
 	r.cmd, r.done = nil, nil
 	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
+	terminate(cmd, done, 5*time.Second)
 }
 
 // pingRedis speaks just enough RESP over a raw connection to check that the
