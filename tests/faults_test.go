@@ -3,10 +3,12 @@ package tests
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +47,12 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 			}
 		case "5xx":
 			http.Error(w, "upstream trouble", http.StatusBadGateway)
+		case "writes-5xx": // reads and checks work; the user writes fail
+			if r.Method != http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/users/") && !strings.HasSuffix(r.URL.Path, "/verify") {
+				http.Error(w, "upstream trouble", http.StatusBadGateway)
+				return
+			}
+			rp.ServeHTTP(w, r)
 		default:
 			rp.ServeHTTP(w, r)
 		}
@@ -273,5 +281,99 @@ func TestSlowRedisCostsLessThanAMiss(t *testing.T) {
 	t.Logf("GET with a new token while Redis stalls: %d in %v", r.status, took.Round(time.Millisecond))
 	if r.status != 200 || took > time.Second {
 		t.Fatalf("status %d after %v: a stalled Redis must not stall the API", r.status, took)
+	}
+}
+
+// TestRedisAbsentAtStart: the module starts and serves with its configured Redis down, says so
+// in logs and metrics, refuses step-up records cleanly, and uses Redis once it appears.
+func TestRedisAbsentAtStart(t *testing.T) {
+	port := harness.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	e := newEnv(t, options{redis: addr, global: "\tmetrics\n"})
+	tok := e.userToken(allScopes)
+	if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+		t.Fatalf("no Redis: %d %s", r.status, r.body)
+	}
+	expectError(t, e.do("POST", "/api/verifications/password", tok, map[string]any{"password": devcore.DemoPassword}),
+		http.StatusServiceUnavailable, "verification_record.store_unavailable")
+	if !e.caddy.WaitForLog("shared cache unavailable", 5*time.Second) {
+		t.Fatalf("the outage was not logged:\n%s", e.caddy.Logs())
+	}
+	resp, err := http.Get(e.caddy.AdminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`caddy_account_api_redis_errors_total\{[^}]*\} [1-9]`).Match(body) {
+		t.Fatalf("no Redis errors counted:\n%s", grepLines(string(body), "redis_errors"))
+	}
+
+	rs := harness.StartRedisOn(t, port)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	start := time.Now()
+	for {
+		e.do("GET", "/api/my-account", e.userToken(allScopes), nil)
+		if n, _ := rdb.DBSize(context.Background()).Result(); n > 0 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the module never wrote to Redis after it appeared")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("Redis appeared after start: used within %v", time.Since(start).Round(time.Millisecond))
+	if r := e.do("POST", "/api/verifications/password", tok, map[string]any{"password": devcore.DemoPassword}); r.status != http.StatusCreated {
+		t.Fatalf("step-up once Redis is up: %d %s", r.status, r.body)
+	}
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestFailedWritesLeaveNothingHalfDone: when the core fails the last step of a multi-step change
+// (after the proofs were checked), nothing has changed and the same proofs still work, so the
+// user simply retries.
+func TestFailedWritesLeaveNothingHalfDone(t *testing.T) {
+	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	proxy := newFaultProxy(t, srv.URL)
+	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "profile_cache off"})
+	tok := e.userToken(allScopes)
+	stepUp := e.provenAddress(tok, "email", devcore.DemoEmail)
+	const newAddress = "retry.me@example.com"
+	newRecord := e.provenAddress(tok, "email", newAddress)
+	change := map[string]any{"email": newAddress, "newIdentifierVerificationRecordId": newRecord}
+
+	proxy.set("writes-5xx")
+	expectError(t, e.do("POST", "/api/my-account/primary-email", tok, change, vidHeader, stepUp),
+		http.StatusServiceUnavailable, "identity_core.unavailable")
+	expectError(t, e.do("POST", "/api/my-account/password", tok, map[string]any{"password": "Retry-Me-Passw0rd!"}, vidHeader, stepUp),
+		http.StatusServiceUnavailable, "identity_core.unavailable")
+	proxy.set("pass")
+
+	if email := e.do("GET", "/api/my-account", tok, nil).json(t)["primaryEmail"]; email != devcore.DemoEmail {
+		t.Fatalf("the failed change left the email at %v", email)
+	}
+	if r := e.do("POST", "/api/verifications/password", tok, map[string]any{"password": devcore.DemoPassword}); r.status != http.StatusCreated {
+		t.Fatalf("the failed change touched the password: %d %s", r.status, r.body)
+	}
+	// The same proofs work on the retry.
+	if r := e.do("POST", "/api/my-account/primary-email", tok, change, vidHeader, stepUp); r.status != http.StatusNoContent {
+		t.Fatalf("retry of the email change: %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/my-account/password", tok, map[string]any{"password": "Retry-Me-Passw0rd!"}, vidHeader, stepUp); r.status != http.StatusNoContent {
+		t.Fatalf("retry of the password change: %d %s", r.status, r.body)
 	}
 }

@@ -74,6 +74,27 @@ func TestNoSecretLeaks(t *testing.T) {
 	record(e.do("PATCH", "/api/my-account", token, map[string]any{"username": "1bad"}, "logto-verification-id", vid))
 	record(e.do("PATCH", "/api/my-account/profile", token, map[string]any{"nickname": token}))
 	e.call(e.caddy.URL(), "GET", "/api/account-center", m2m, nil)
+	// Codes: to the user's own address (step-up) and to a new one, a wrong try, then the email change.
+	codeRecord := record(e.do("POST", "/api/verifications/verification-code", token, codeBody("email", devcore.DemoEmail))).json(t)["verificationRecordId"].(string)
+	ownCode := e.lastCode(devcore.DemoEmail)
+	wrong := "000000"
+	if ownCode == wrong {
+		wrong = "111111"
+	}
+	record(e.do("POST", "/api/verifications/verification-code/verify", token, verifyBody("email", devcore.DemoEmail, codeRecord, wrong)))
+	mustStatus(t, record(e.do("POST", "/api/verifications/verification-code/verify", token, verifyBody("email", devcore.DemoEmail, codeRecord, ownCode))), http.StatusOK)
+	const newAddress = "leak.check@example.com"
+	newRecord := record(e.do("POST", "/api/verifications/verification-code", token, codeBody("email", newAddress))).json(t)["verificationRecordId"].(string)
+	newCode := e.lastCode(newAddress)
+	record(e.do("POST", "/api/verifications/verification-code/verify", token, verifyBody("email", newAddress, newRecord, newCode)))
+	mustStatus(t, record(e.do("POST", "/api/my-account/primary-email", token, map[string]any{"email": newAddress, "newIdentifierVerificationRecordId": newRecord}, vidHeader, codeRecord)), http.StatusNoContent)
+	secrets["code to own address"], secrets["code to new address"] = ownCode, newCode
+	secrets["code record id"], secrets["new-address record id"] = codeRecord, newRecord
+	// A password change, then a wrong try of the old password.
+	newPassword := "Leak-Check-N3w-Passw0rd!"
+	secrets["new password"] = newPassword
+	mustStatus(t, record(e.do("POST", "/api/my-account/password", token, map[string]any{"password": newPassword}, vidHeader, vid)), http.StatusNoContent)
+	record(e.do("POST", "/api/verifications/password", token, map[string]any{"password": devcore.DemoPassword}))
 	expired := int64(-5)
 	record(e.do("GET", "/api/my-account", e.token(devcore.MintRequest{Scope: "openid", ExpiresIn: &expired}), nil))
 
@@ -109,7 +130,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		"metrics":      string(metrics),
 		"Redis keys":   strings.Join(keys, "\n"),
 		// A record's value names its own id; everything else must be absent.
-		"Redis values": strings.ReplaceAll(strings.Join(values, "\n"), `"id":"`+vid+`"`, ""),
+		"Redis values": withoutRecordIDs(strings.Join(values, "\n"), vid, codeRecord, newRecord),
 	}
 	hits := 0
 	for where, text := range places {
@@ -127,4 +148,19 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 	t.Logf("scanned %d log bytes, %d error bodies, %d metric bytes, %d Redis keys for %d secrets: %d hits",
 		len(logs), len(errorBodies), len(metrics), len(keys), len(secrets), hits)
+}
+
+// withoutRecordIDs removes each record's own "id" member from the stored values.
+func withoutRecordIDs(values string, ids ...string) string {
+	for _, id := range ids {
+		values = strings.ReplaceAll(values, `"id":"`+id+`"`, "")
+	}
+	return values
+}
+
+func mustStatus(t *testing.T, r reply, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
 }

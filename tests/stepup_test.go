@@ -591,3 +591,22 @@ func TestAuditEvents(t *testing.T) {
 		t.Errorf("fields of the password change: %v", events[4]["fields"])
 	}
 }
+
+// TestNoMessageConnector: with no email connector at the core, sending a code answers Logto's
+// 501 connector.not_found (not a 503: the core is up and said why).
+func TestNoMessageConnector(t *testing.T) {
+	e := newEnv(t, options{})
+	tok := e.userToken(allScopes)
+	req, _ := http.NewRequest("DELETE", e.core.URL+"/dev/connectors/"+devcore.MockEmailConnectorID, nil)
+	resp, err := e.client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("remove the email connector: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	r := e.do("POST", "/api/verifications/verification-code", tok, codeBody("email", "new.address@example.com"))
+	expectError(t, r, http.StatusNotImplemented, "connector.not_found")
+	// Phones still work: only the email connector is gone.
+	if r := e.do("POST", "/api/verifications/verification-code", tok, codeBody("phone", "15551234567")); r.status != http.StatusCreated {
+		t.Fatalf("phone code: %d %s", r.status, r.body)
+	}
+}

@@ -251,6 +251,7 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("POST /dev/introspection-delay", c.handleDevIntrospectionDelay)
 	mux.HandleFunc("POST /dev/keys/rotate", c.handleDevRotateKey)
 	mux.HandleFunc("GET /dev/verification-codes", c.handleDevLastCode)
+	mux.HandleFunc("DELETE /dev/connectors/{id}", c.handleDevDeleteConnector)
 	return mux
 }
 

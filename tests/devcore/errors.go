@@ -42,6 +42,7 @@ var messages = map[string]string{
 	"verification_code.exceed_max_try":            "Verification code retries limitation exceeded. Please request a new verification code.",
 	"request.message_rate_limited":                "Too many messages sent to this recipient. Please try again later.",
 	"connector.unexpected_type":                   "The connector's type is unexpected.",
+	"connector.not_found":                         "Cannot find any available connector for type: %s.",
 	"connector.invalid_response":                  "The connector's response is invalid.",
 	"session.invalid_connector_id":                "Unable to find available connector with id %s.",
 	"dev.invalid_input":                           "Invalid input for the dev API: %s",

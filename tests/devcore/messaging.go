@@ -140,6 +140,29 @@ func codeRecipients(g *guard, body map[string]json.RawMessage) []string {
 	return to
 }
 
+// hasConnector reports whether a connector of the type (Email, Sms, Social) is configured.
+func (c *Core) hasConnector(kind string) bool {
+	for _, cn := range c.connectors {
+		if cn.Type == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// handleDevDeleteConnector is DELETE /dev/connectors/{id}: tests remove a connector to see how
+// the module answers when the core has none of a kind.
+func (c *Core) handleDevDeleteConnector(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.connectors[r.PathValue("id")] == nil {
+		writeError(w, http.StatusNotFound, "entity.not_found")
+		return
+	}
+	delete(c.connectors, r.PathValue("id"))
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // recipientKey is what the message rate limit counts by: a phone's normalised form.
 func recipientKey(to string) string {
 	if phoneRegex.MatchString(to) {
@@ -165,6 +188,19 @@ func (c *Core) handleSendCode(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Without a connector of the address's kind Logto answers 501 (connector.not_found).
+	for _, addr := range to {
+		kind := "Email"
+		if phoneRegex.MatchString(addr) {
+			kind = "Sms"
+		}
+		if !c.hasConnector(kind) {
+			e := newError(http.StatusNotImplemented, "connector.not_found", kind)
+			e.Data = map[string]string{"type": kind}
+			e.write(w)
+			return
+		}
+	}
 	now := time.Now()
 	for _, addr := range to {
 		key := recipientKey(addr)

@@ -40,6 +40,13 @@ func StartRedis(t testing.TB) *Redis {
 	return startRedis(t, FreePort(t), nil)
 }
 
+// StartRedisOn starts a redis-server on a given port: a test that first ran without Redis on
+// that port brings it up later.
+func StartRedisOn(t testing.TB, port int) *Redis {
+	t.Helper()
+	return startRedis(t, port, nil)
+}
+
 func startRedis(t testing.TB, port int, extra []string) *Redis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {

@@ -259,7 +259,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
 			return &identitycore.UnavailableError{Op: op,
 				Cause: fmt.Errorf("the core refused the gateway's token (%d %s)", status, errorCode(body))}
-		case status >= 500:
+		// 501 is a definite answer, not an outage: Logto says so when no email or SMS
+		// connector is configured (connector.not_found).
+		case status >= 500 && status != http.StatusNotImplemented:
 			return &identitycore.UnavailableError{Op: op, Cause: fmt.Errorf("core answered %d", status)}
 		case status >= 400:
 			return coreError(status, body)

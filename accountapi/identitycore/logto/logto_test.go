@@ -128,6 +128,18 @@ func TestCoreRefusalsKeepLogtoCodes(t *testing.T) {
 	}
 }
 
+func TestNotImplementedIsAnAnswer(t *testing.T) {
+	f := &fakeLogto{tokenTTL: 3600, userStatus: func(string) (int, string) {
+		return http.StatusNotImplemented, `{"code":"connector.not_found","message":"Cannot find any available connector for type: Email.","data":{"type":"Email"}}`
+	}}
+	c := newClient(t, f, "s3cret")
+	_, err := c.User(context.Background(), "u1", false)
+	ce, ok := errors.AsType[*identitycore.Error](err)
+	if !ok || ce.Status != http.StatusNotImplemented || ce.Code != "connector.not_found" {
+		t.Fatalf("got %v, want the core's 501 connector.not_found", err)
+	}
+}
+
 func TestIntrospectionWithWrongGatewayCredentials(t *testing.T) {
 	f := &fakeLogto{tokenTTL: 3600}
 	c := newClient(t, f, "wrong")
