@@ -103,7 +103,8 @@ func New(cfg Config) *Cache {
 // credential change) always go to the core: they decide a write and must be fresh.
 //
 // The returned record is shared with other callers through the cache: it is a shallow copy, so
-// setting its fields is safe, but its maps and raw JSON must not be modified in place.
+// setting its fields is safe, but what they point to (strings behind pointers, maps, raw JSON)
+// must not be modified in place. A deep copy would cost allocations on every cached read.
 func (c *Cache) User(ctx context.Context, id string, withSSO bool) (*identitycore.User, error) {
 	if withSSO {
 		return c.Core.User(ctx, id, true)
