@@ -32,3 +32,17 @@ func TestCleanupStopsBackgroundWork(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestCleanupWithoutRedis: the in-process stores are stopped too.
+func TestCleanupWithoutRedis(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := Handler{CoreURL: "http://127.0.0.1:1", ClientID: "m2m", ClientSecret: "s3cret"}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+}

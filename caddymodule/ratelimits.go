@@ -77,8 +77,10 @@ func (c *RateLimitsConfig) limits() api.Limits {
 // view of the request: Caddy's client IP (which honours trusted_proxies) and request UUID.
 func (h *Handler) protections(shared store.Store, keyer *store.Keyer) api.Protections {
 	counter, _ := shared.(store.Counter)
+	limiter := ratelimit.New(counter, keyer, h.storeErrorLogger("rate_limits"))
+	h.closers = append(h.closers, limiter.Close)
 	return api.Protections{
-		Limiter: ratelimit.New(counter, keyer, h.storeErrorLogger("rate_limits")),
+		Limiter: limiter,
 		Limits:  h.RateLimits.limits(),
 		ClientIP: func(r *http.Request) string {
 			if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {

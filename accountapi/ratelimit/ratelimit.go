@@ -102,4 +102,12 @@ func (l *Limiter) add(ctx context.Context, rule, subject string, lim Limit, delt
 	return d
 }
 
+// Close stops the in-process counter's background clean-up, if one was made.
+func (l *Limiter) Close() {
+	l.localOnce.Do(func() {}) // no counter is made after Close
+	if m, ok := l.localMem.(*store.Memory); ok {
+		m.Close()
+	}
+}
+
 var errNoShared = errors.New("no shared counter")

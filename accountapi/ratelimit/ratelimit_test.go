@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/accountedge/caddy-account-api/accountapi/store"
 )
 
@@ -104,4 +106,14 @@ func TestSubjectsNeverAppearInKeys(t *testing.T) {
 	if len(rc.keys) != 1 || strings.Contains(rc.keys[0], "secret") || !strings.HasPrefix(rc.keys[0], "rl:code-send:") {
 		t.Fatalf("keys %v", rc.keys)
 	}
+}
+
+func TestCloseStopsTheLocalCounter(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	keyer, _ := store.NewKeyer([]byte("0123456789abcdef-close"))
+	l := New(nil, keyer, nil)
+	if d := l.Take(context.Background(), "test", "subject", Limit{Max: 1, Window: time.Minute}); !d.Allowed {
+		t.Fatal("first event refused")
+	}
+	l.Close()
 }
