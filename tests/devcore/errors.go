@@ -196,6 +196,16 @@ func nonNilPath(p path) path {
 }
 
 // err returns the 400 answer for the collected issues, or nil when there are none.
+// refused answers the collected issues as Logto's 400 and reports whether there were any.
+func (g *guard) refused(w http.ResponseWriter) bool {
+	e := g.err()
+	if e == nil {
+		return false
+	}
+	e.write(w)
+	return true
+}
+
 func (g *guard) err() *apiError {
 	if len(g.issues) == 0 {
 		return nil

@@ -183,9 +183,12 @@ type exchange struct {
 	} `json:"response"`
 }
 
-func loadSamples(t *testing.T) []exchange {
+func loadSamples(t *testing.T) []exchange { return loadSamplesFile(t, "logto-samples.json") }
+
+// loadSamplesFile reads the recorded exchanges of one shared/reference file.
+func loadSamplesFile(t *testing.T, name string) []exchange {
 	t.Helper()
-	raw, err := os.ReadFile(referencePath(t, "logto-samples.json"))
+	raw, err := os.ReadFile(referencePath(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

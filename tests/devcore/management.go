@@ -186,8 +186,7 @@ func (c *Core) handlePatchAccountCenter(w http.ResponseWriter, r *http.Request) 
 	if setProfileFields && zodType(body["profileFields"]) != "null" {
 		profileFields = g.profileFields(body["profileFields"])
 	}
-	if e := g.err(); e != nil {
-		e.write(w)
+	if g.refused(w) {
 		return
 	}
 	if dup := duplicateProfileField(profileFields); dup != "" {
@@ -323,8 +322,7 @@ func (c *Core) handlePatchSignInExp(w http.ResponseWriter, r *http.Request) {
 		}
 		updates = append(updates, m)
 	}
-	if e := g.err(); e != nil {
-		e.write(w)
+	if g.refused(w) {
 		return
 	}
 	for _, m := range updates {

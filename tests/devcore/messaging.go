@@ -176,14 +176,8 @@ func recipientKey(to string) string {
 // handleSendCode is POST /api/verification-codes: 204, a new code per recipient (replacing the
 // live one); 429 request.message_rate_limited past 10 messages in 10 minutes.
 func (c *Core) handleSendCode(w http.ResponseWriter, r *http.Request) {
-	g := &guard{}
-	body, ok := readObjectBody(w, r, g)
+	to, ok := readParsed(w, r, codeRecipients)
 	if !ok {
-		return
-	}
-	to := codeRecipients(g, body)
-	if e := g.err(); e != nil {
-		e.write(w)
 		return
 	}
 	c.mu.Lock()
@@ -239,8 +233,7 @@ func (c *Core) handleCheckCode(w http.ResponseWriter, r *http.Request) {
 	if isString && code == "" {
 		g.tooSmallIssue(path{"verificationCode"}, 1)
 	}
-	if e := g.err(); e != nil {
-		e.write(w)
+	if g.refused(w) {
 		return
 	}
 	c.mu.Lock()
@@ -303,8 +296,7 @@ func (c *Core) handleAuthorizationURI(w http.ResponseWriter, r *http.Request) {
 	}
 	state, _ := g.str(path{"state"}, body["state"])
 	redirectURI, _ := g.str(path{"redirectUri"}, body["redirectUri"])
-	if e := g.err(); e != nil {
-		e.write(w)
+	if g.refused(w) {
 		return
 	}
 	c.mu.Lock()
@@ -360,8 +352,7 @@ func (c *Core) handleLinkIdentity(w http.ResponseWriter, r *http.Request) {
 	}
 	connectorID, _ := g.str(path{"connectorId"}, body["connectorId"])
 	data := g.object(path{"connectorData"}, body["connectorData"])
-	if e := g.err(); e != nil {
-		e.write(w)
+	if g.refused(w) {
 		return
 	}
 	c.mu.Lock()

@@ -10,12 +10,13 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
-// TestManagementResponsesMatchOpenAPI validates the dev core's answers against Logto's own
-// Management API document with kin-openapi.
-func TestManagementResponsesMatchOpenAPI(t *testing.T) {
+// managementRouter routes requests to operations of Logto's Management API document.
+func managementRouter(t *testing.T) routers.Router {
+	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromFile(referencePath(t, "logto-management-api.openapi.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +29,13 @@ func TestManagementResponsesMatchOpenAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return router
+}
+
+// TestManagementResponsesMatchOpenAPI validates the dev core's answers against Logto's own
+// Management API document with kin-openapi.
+func TestManagementResponsesMatchOpenAPI(t *testing.T) {
+	router := managementRouter(t)
 
 	tc := newTestCore(t)
 	tok := tc.m2mToken()

@@ -373,6 +373,21 @@ func (c *Core) conflict(excludeID string, f userFields) *apiError {
 // prepare finishes a validated write the way the database would: "" identifiers become null,
 // phones are normalised (422 user.invalid_phone), and varchar limits give 422
 // entity.value_too_long.
+// admit runs the core's checks of new user values, collisions (422) then the database's own rules,
+// and answers a refusal. excludeID is the user being changed; the caller holds c.mu.
+func (c *Core) admit(w http.ResponseWriter, excludeID string, f userFields) (userFields, bool) {
+	if e := c.conflict(excludeID, f); e != nil {
+		e.write(w)
+		return f, false
+	}
+	f, e := prepare(f)
+	if e != nil {
+		e.write(w)
+		return f, false
+	}
+	return f, true
+}
+
 func prepare(f userFields) (userFields, *apiError) {
 	f.username = emptyIsNull(f.username)
 	f.primaryEmail = emptyIsNull(f.primaryEmail)
@@ -441,26 +456,28 @@ func readObjectBody(w http.ResponseWriter, r *http.Request, g *guard) (map[strin
 	return body, true
 }
 
-func (c *Core) handleCreateUser(w http.ResponseWriter, r *http.Request) {
+// readParsed reads a JSON-object body and parses it with parse, answering Logto's 400 when the
+// body or any member is invalid.
+func readParsed[T any](w http.ResponseWriter, r *http.Request, parse func(*guard, map[string]json.RawMessage) T) (T, bool) {
 	g := &guard{}
+	var v T
 	body, ok := readObjectBody(w, r, g)
 	if !ok {
-		return
+		return v, false
 	}
-	f := parseCreateUser(g, body)
-	if e := g.err(); e != nil {
-		e.write(w)
+	v = parse(g, body)
+	return v, !g.refused(w)
+}
+
+func (c *Core) handleCreateUser(w http.ResponseWriter, r *http.Request) {
+	f, ok := readParsed(w, r, parseCreateUser)
+	if !ok {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.conflict("", f); e != nil {
-		e.write(w)
-		return
-	}
-	f, e := prepare(f)
-	if e != nil {
-		e.write(w)
+	f, ok = c.admit(w, "", f)
+	if !ok {
 		return
 	}
 	id := randomString(idAlphabet, 12)
@@ -481,12 +498,21 @@ func (c *Core) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 func (c *Core) handleGetUser(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := c.users[r.PathValue("userId")]
+	u := c.pathUser(w, r)
 	if u == nil {
-		writeError(w, http.StatusNotFound, "entity.not_found")
 		return
 	}
 	writeJSON(w, http.StatusOK, u.body(truthy(r.URL.Query().Get("includeSsoIdentities"))))
+}
+
+// pathUser returns the user named by the {userId} path value, or answers 404 and returns nil.
+// The caller holds c.mu.
+func (c *Core) pathUser(w http.ResponseWriter, r *http.Request) *user {
+	u := c.users[r.PathValue("userId")]
+	if u == nil {
+		writeError(w, http.StatusNotFound, "entity.not_found")
+	}
+	return u
 }
 
 // truthy is Logto's reading of boolean query parameters.
@@ -494,25 +520,14 @@ func truthy(v string) bool { return v == "true" || v == "1" || v == "yes" }
 
 // handlePatchUser: guard (400), user (404), collisions (422), then the database's own refusals.
 func (c *Core) handlePatchUser(w http.ResponseWriter, r *http.Request) {
-	g := &guard{}
-	body, ok := readObjectBody(w, r, g)
+	f, ok := readParsed(w, r, parsePatchUser)
 	if !ok {
-		return
-	}
-	f := parsePatchUser(g, body)
-	if e := g.err(); e != nil {
-		e.write(w)
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := c.users[r.PathValue("userId")]
+	u := c.pathUser(w, r)
 	if u == nil {
-		writeError(w, http.StatusNotFound, "entity.not_found")
-		return
-	}
-	if e := c.conflict(u.id, f); e != nil {
-		e.write(w)
 		return
 	}
 	if f.empty() {
@@ -520,9 +535,8 @@ func (c *Core) handlePatchUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "entity.invalid_input")
 		return
 	}
-	f, e := prepare(f)
-	if e != nil {
-		e.write(w)
+	f, ok = c.admit(w, u.id, f)
+	if !ok {
 		return
 	}
 	if err := u.apply(f); err != nil {
@@ -546,15 +560,13 @@ func (c *Core) handlePatchProfile(w http.ResponseWriter, r *http.Request) {
 	} else {
 		g.typeIssue(path{"profile"}, "object", nil)
 	}
-	if e := g.err(); e != nil {
-		e.write(w)
+	if g.refused(w) {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := c.users[r.PathValue("userId")]
+	u := c.pathUser(w, r)
 	if u == nil {
-		writeError(w, http.StatusNotFound, "entity.not_found")
 		return
 	}
 	u.profile = u.profile.merged(p)
@@ -574,8 +586,7 @@ func readPassword(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if present && isString && password == "" {
 		g.tooSmallIssue(path{"password"}, 1)
 	}
-	if e := g.err(); e != nil {
-		e.write(w)
+	if g.refused(w) {
 		return "", false
 	}
 	return password, true
@@ -611,9 +622,8 @@ func (c *Core) handlePatchPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := c.users[r.PathValue("userId")]
+	u := c.pathUser(w, r)
 	if u == nil {
-		writeError(w, http.StatusNotFound, "entity.not_found")
 		return
 	}
 	u.setPassword(password)
@@ -634,15 +644,13 @@ func (c *Core) handlePutIdentity(w http.ResponseWriter, r *http.Request) {
 	if raw, ok := body["details"]; ok && g.object(path{"details"}, raw) != nil {
 		details = raw
 	}
-	if e := g.err(); e != nil {
-		e.write(w)
+	if g.refused(w) {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := c.users[r.PathValue("userId")]
+	u := c.pathUser(w, r)
 	if u == nil {
-		writeError(w, http.StatusNotFound, "entity.not_found")
 		return
 	}
 	target := r.PathValue("target")
@@ -672,9 +680,8 @@ func (c *Core) handlePutIdentity(w http.ResponseWriter, r *http.Request) {
 func (c *Core) handleDeleteIdentity(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := c.users[r.PathValue("userId")]
+	u := c.pathUser(w, r)
 	if u == nil {
-		writeError(w, http.StatusNotFound, "entity.not_found")
 		return
 	}
 	target := r.PathValue("target")
