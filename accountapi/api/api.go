@@ -42,7 +42,8 @@ type Config struct {
 	// email or phone, social identities), after which cached token answers must go too.
 	UserChanged func(ctx context.Context, userID string, credentials bool)
 	// Observe, when set, is told the outcome of every routed request: the route's pattern (a
-	// bounded label), the error code ("" on success), the status and how long it took.
+	// bounded label), the error code and status of a refusal ("" and 0 on success) and how long
+	// it took.
 	Observe func(route, code string, status int, elapsed time.Duration)
 	// Protections are the rate limits, the breached-password list and the audit context.
 	Protections Protections
@@ -169,7 +170,7 @@ const revalidate routeOption = 1
 func (h *Handler) handle(pattern string, fn route, opts routeOption) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		status, code := http.StatusOK, ""
+		status, code := 0, ""
 		if err := h.serve(w, r, fn, opts); err != nil {
 			e := apierror.As(err)
 			status, code = e.Status, e.Code
