@@ -243,10 +243,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	var shared store.Store
-	memory := store.NewMemory(100_000)
-	h.closers = append(h.closers, memory.Close)
-	records := store.Store(memory)
+	// Verification records live in Redis when there is one (every instance accepts them), in
+	// process otherwise.
+	var shared, records store.Store
 	if h.Redis != nil {
 		client, key, err := h.Redis.client(repl)
 		if err != nil {
@@ -256,6 +255,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		shared = store.NewRedis(client, h.Redis.KeyPrefix, time.Duration(h.Redis.Timeout))
 		records = shared
 		h.bus = invalidation.New(client, h.Redis.KeyPrefix+"invalidate", time.Duration(h.Redis.Timeout))
+	} else {
+		memory := store.NewMemory(100_000)
+		h.closers = append(h.closers, memory.Close)
+		records = memory
 	}
 
 	// The API reads users through the profile cache; every other call goes to the core as is.

@@ -16,19 +16,8 @@ const isoMillis = "2006-01-02T15:04:05.000Z"
 // and get a step-up record (reference §5.2).
 func (h *Handler) verifyPassword(c *call) (err error) {
 	defer h.audit(c, "verification.password", nil, &err)
-	obj, err := h.readObject(c)
+	password, err := h.readPassword(c)
 	if err != nil {
-		return err
-	}
-	f := fields{obj: obj}
-	password, present := f.str("password", false)
-	switch {
-	case !present:
-		f.issues = append(f.issues, apierror.InvalidType("string", "undefined", "password"))
-	case password != nil && *password == "":
-		f.issues = append(f.issues, apierror.TooSmall(1, "password"))
-	}
-	if err := f.err(); err != nil {
 		return err
 	}
 	if err := h.requireFirstParty(c); err != nil {
@@ -41,7 +30,7 @@ func (h *Handler) verifyPassword(c *call) (err error) {
 	if d := p.Limiter.Check(ctx, "password-failures", h.userAndIP(c), p.Limits.PasswordFailures); !d.Allowed {
 		return limited(c, d, apierror.TooManyAttempts)
 	}
-	if err := h.cfg.Core.VerifyPassword(ctx, userID, *password); err != nil {
+	if err := h.cfg.Core.VerifyPassword(ctx, userID, password); err != nil {
 		if errors.Is(err, identitycore.ErrInvalidCredentials) {
 			p.Limiter.Fail(ctx, "password-failures", h.userAndIP(c), p.Limits.PasswordFailures)
 		}
