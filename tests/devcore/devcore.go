@@ -1,7 +1,7 @@
 // Package devcore is a development stand-in for a Logto 1.42 identity core: an in-memory HTTP
 // server that speaks Logto's OIDC endpoints (discovery, JWKS, client-credentials token,
 // introspection) and the part of the Management API the Account API gateway uses, with Logto's
-// bodies, status codes and error shapes (see /work/shared/reference, exchanges 0-6 and 35-44).
+// bodies, status codes and error shapes (see tests/testdata/logto, exchanges 0-6 and 35-44).
 //
 // It is NOT an identity provider: there is no sign-in, no persistence and no hardening. It exists
 // so tests and the quickstart can run the gateway without a real Logto. Beyond Logto's routes it

@@ -62,12 +62,12 @@ func TestPaths(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		t.Fatalf("RepoRoot %q has no go.mod", root)
 	}
-	if p := SharedReference(t, UserAPIFile); !strings.HasSuffix(p, filepath.Join("shared", "reference", UserAPIFile)) {
-		t.Errorf("SharedReference = %q", p)
+	if p := Testdata(t, UserAPIFile); p != filepath.Join(root, "tests", "testdata", "logto", UserAPIFile) {
+		t.Errorf("Testdata = %q", p)
 	}
-	f := runFake(t, func(tb testing.TB) { SharedReference(tb, "no-such-file.json") })
+	f := runFake(t, func(tb testing.TB) { Testdata(tb, "no-such-file.json") })
 	if !f.Failed() {
-		t.Error("SharedReference of a missing file did not fail")
+		t.Error("Testdata of a missing file did not fail")
 	}
 	if p := FreePort(t); p <= 0 || p == 6379 {
 		t.Errorf("FreePort = %d", p)

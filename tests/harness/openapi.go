@@ -32,7 +32,7 @@ type OpenAPI struct {
 	router routers.Router
 }
 
-// UserAPIFile and ManagementAPIFile are the documents in shared/reference.
+// UserAPIFile and ManagementAPIFile are the documents in tests/testdata/logto.
 const (
 	UserAPIFile       = "logto-user-api.openapi.json"
 	ManagementAPIFile = "logto-management-api.openapi.json"
@@ -57,11 +57,11 @@ func LoadManagementAPI(t testing.TB) *OpenAPI {
 	return LoadOpenAPI(t, ManagementAPIFile)
 }
 
-// LoadOpenAPI loads shared/reference/<name>. The returned value is shared
+// LoadOpenAPI loads tests/testdata/logto/<name>. The returned value is shared
 // between callers; do not modify Doc.
 func LoadOpenAPI(t testing.TB, name string) *OpenAPI {
 	t.Helper()
-	path := SharedReference(t, name)
+	path := Testdata(t, name)
 	docCacheMu.Lock()
 	defer docCacheMu.Unlock()
 	if o, ok := docCache[path]; ok {

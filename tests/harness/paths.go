@@ -1,5 +1,5 @@
 // Package harness holds helpers for the end-to-end tests under tests/:
-// locating the repository and the shared reference folder, free ports,
+// locating the repository and its Logto fixtures, free ports,
 // a throwaway redis-server, a Caddy process built by ./xcaddy.sh build,
 // OpenAPI response validation and the recorded Logto samples.
 package harness
@@ -41,14 +41,14 @@ func repoRoot() (string, error) {
 	}
 }
 
-// SharedReference returns the path of shared/reference/<name>. The shared
-// folder sits beside the repository (…/shared next to …/main), both on the
-// developers' machines and in CI's fresh clone.
-func SharedReference(t testing.TB, name string) string {
+// Testdata returns the path of tests/testdata/logto/<name>: Logto's OpenAPI documents and the
+// exchanges recorded from a live Logto, copied into the repository so that a clone tests on its
+// own (tests/testdata/README.md says where they come from).
+func Testdata(t testing.TB, name string) string {
 	t.Helper()
-	path := filepath.Join(filepath.Dir(RepoRoot(t)), "shared", "reference", name)
+	path := filepath.Join(RepoRoot(t), "tests", "testdata", "logto", name)
 	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("harness: shared reference %q missing (expected the shared folder beside the repo): %v", path, err)
+		t.Fatalf("harness: test fixture %q missing: %v", path, err)
 	}
 	return path
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Exchange is one request/response pair recorded from a live Logto core
-// (shared/reference/logto-samples*.json).
+// (tests/testdata/logto/logto-samples*.json).
 type Exchange struct {
 	Title    string         `json:"title"`
 	Note     string         `json:"note,omitempty"`
@@ -45,12 +45,12 @@ func hasJSON(b json.RawMessage) bool {
 	return len(b) > 0 && !bytes.Equal(b, []byte("null"))
 }
 
-// LoadSamples reads shared/reference/<file> (logto-samples.json or
+// LoadSamples reads tests/testdata/logto/<file> (logto-samples.json or
 // logto-samples-stepup.json) and returns its exchanges in recorded order;
 // the order matters because later exchanges depend on earlier state.
 func LoadSamples(t testing.TB, file string) []Exchange {
 	t.Helper()
-	path := SharedReference(t, file)
+	path := Testdata(t, file)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("harness: read samples: %v", err)
