@@ -65,43 +65,15 @@ func decodeAccountPatch(obj map[string]json.RawMessage) (accountPatch, error) {
 }
 
 // patchAccount is PATCH /api/my-account: name, avatar, username and customData, replace
-// semantics, in Logto NOW's check order (reference §3.3).
+// semantics, after the checks of its row (Logto NOW's order, reference §3.3 N2).
 func (h *Handler) patchAccount(c *call) error {
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
-	p, err := decodeAccountPatch(obj)
-	if err != nil {
-		return err
-	}
+	p := input[accountPatch](c)
 	update := make(map[string]any, len(p.members))
 	for _, m := range p.members {
-		if err := requireEditable(c, m.name); err != nil {
-			return err
-		}
 		update[m.name] = m.value
-	}
-	if err := requireScope(c, "profile"); err != nil {
-		return err
-	}
-	if p.customData {
-		if err := requireScope(c, "custom_data"); err != nil {
-			return err
-		}
-	}
-	if err := h.requireFirstParty(c); err != nil {
-		return err
 	}
 	ctx := c.r.Context()
 	if p.hasUsername {
-		if err := h.requireIdentityVerified(c); err != nil {
-			return err
-		}
-		// A username change is sensitive: the token must still be live at the core.
-		if _, err := h.cfg.Auth.Revalidate(ctx, c.r.Header.Get("Authorization")); err != nil {
-			return err
-		}
 		if p.username == nil {
 			u, err := h.cfg.Core.User(ctx, c.principal.Subject, true)
 			if err != nil {
@@ -144,7 +116,7 @@ var addressClaims = []string{"formatted", "streetAddress", "locality", "region",
 
 // decodeProfilePatch validates a PATCH /api/my-account/profile body: the OIDC profile claims
 // as strings and an address object of strings; unknown members dropped.
-func decodeProfilePatch(obj map[string]json.RawMessage) (update map[string]any, hasAddress bool, err error) {
+func decodeProfilePatch(obj map[string]json.RawMessage) (update map[string]any, err error) {
 	f := fields{obj: obj}
 	update = map[string]any{}
 	for _, k := range profileClaims {
@@ -164,34 +136,12 @@ func decodeProfilePatch(obj map[string]json.RawMessage) (update map[string]any, 
 		f.issues = append(f.issues, af.issues...)
 		update["address"] = address
 	}
-	return update, hasAddress, f.err()
+	return update, f.err()
 }
 
-// patchProfile is PATCH /api/my-account/profile: merge into the OIDC profile claims.
+// patchProfile is PATCH /api/my-account/profile: merge into the OIDC profile claims (N3).
 func (h *Handler) patchProfile(c *call) error {
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
-	update, hasAddress, err := decodeProfilePatch(obj)
-	if err != nil {
-		return err
-	}
-	if err := requireEditable(c, "profile"); err != nil {
-		return err
-	}
-	if err := requireScope(c, "profile"); err != nil {
-		return err
-	}
-	if hasAddress {
-		if err := requireScope(c, "address"); err != nil {
-			return err
-		}
-	}
-	if err := h.requireFirstParty(c); err != nil {
-		return err
-	}
-	stored, err := h.cfg.Core.UpdateProfile(c.r.Context(), c.principal.Subject, update)
+	stored, err := h.cfg.Core.UpdateProfile(c.r.Context(), c.principal.Subject, input[map[string]any](c))
 	if err != nil {
 		return coreError(err)
 	}

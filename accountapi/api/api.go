@@ -27,9 +27,9 @@ import (
 // Config wires the handler to its collaborators.
 type Config struct {
 	Core          identitycore.Core
-	Auth          *auth.Authenticator
+	Auth          Authenticator
 	AccountCenter accountcenter.Source
-	Verifications *verification.Store
+	Verifications Records
 	// AllowedOrigins limits CORS to these origins; empty reflects any origin, as Logto does.
 	AllowedOrigins []string
 	// MaxBodyBytes bounds request bodies.
@@ -48,6 +48,27 @@ type Config struct {
 	// Protections are the rate limits, the breached-password list and the audit context.
 	Protections Protections
 	Logger      *zap.Logger
+}
+
+// Authenticator checks the bearer token of a request (auth.Authenticator).
+type Authenticator interface {
+	// Authenticate answers from the token caches when it can.
+	Authenticate(ctx context.Context, header string) (auth.Principal, error)
+	// Revalidate asks the core about the token, past every cache.
+	Revalidate(ctx context.Context, header string) (auth.Principal, error)
+	// Close stops the authenticator's background work.
+	Close()
+}
+
+// Records keeps the verification records (verification.Store).
+type Records interface {
+	Create(ctx context.Context, r verification.Record) (verification.Record, error)
+	Get(ctx context.Context, id string) (verification.Record, error)
+	Update(ctx context.Context, r verification.Record) error
+	// Redeem returns a live, verified record of type t created by userID.
+	Redeem(ctx context.Context, id, userID string, t verification.Type) (verification.Record, error)
+	// IdentityVerified reports whether id is a live step-up record of userID.
+	IdentityVerified(ctx context.Context, id, userID string) bool
 }
 
 // Handler serves the Account API.
@@ -130,60 +151,49 @@ func canonical(p string) string {
 }
 
 func (h *Handler) routes() {
-	h.handle("GET /api/my-account", h.getAccount, 0)
-	h.handle("PATCH /api/my-account", h.patchAccount, 0)
-	h.handle("PATCH /api/my-account/profile", h.patchProfile, 0)
-	h.handle("POST /api/my-account/password", h.updatePassword, revalidate)
-	h.handle("POST /api/my-account/primary-email", h.updatePrimaryEmail, revalidate)
-	h.handle("DELETE /api/my-account/primary-email", h.deletePrimaryEmail, revalidate)
-	h.handle("POST /api/my-account/primary-phone", h.updatePrimaryPhone, revalidate)
-	h.handle("DELETE /api/my-account/primary-phone", h.deletePrimaryPhone, revalidate)
-	h.handle("POST /api/my-account/identities", h.linkIdentity, revalidate)
-	h.handle("PUT /api/my-account/identities", h.replaceIdentity, revalidate)
-	h.handle("DELETE /api/my-account/identities/{target}", h.unlinkIdentity, revalidate)
-	h.handle("POST /api/verifications/password", h.verifyPassword, revalidate)
-	h.handle("POST /api/verifications/verification-code", h.sendCode, revalidate)
-	h.handle("POST /api/verifications/verification-code/verify", h.verifyCode, revalidate)
-	h.handle("POST /api/verifications/social", h.startSocial, 0)
-	h.handle("POST /api/verifications/social/verify", h.verifySocial, 0)
+	for _, rt := range h.routeTable() {
+		if err := validRoute(rt); err != nil {
+			panic("account api route table: " + err.Error())
+		}
+		h.handle(rt)
+	}
 	// Everything else that Owns gives us (unknown routes, odd spellings) is a JSON 404.
 	h.mux.HandleFunc("/", h.notFound)
 }
 
-// call is one authenticated request: who is calling and under which settings.
+// call is one authenticated request: who is calling, under which settings, and what the route's
+// guard and checks found out on the way.
 type call struct {
 	w         http.ResponseWriter
 	r         *http.Request
 	principal auth.Principal
 	settings  accountcenter.Settings
+	// body is the JSON body's members, input what the route's guard decoded (see input).
+	body  map[string]json.RawMessage
+	input any
+	// user is the caller, once a loadUser check read it.
+	user *identitycore.User
 }
 
-// route is a route's own work, after authentication and the account-center switch.
-type route func(c *call) error
-
-type routeOption int
-
-// revalidate makes a route ask the core about the token even when it is cached: the route
-// touches credentials, so a revoked token must not get through.
-const revalidate routeOption = 1
-
-func (h *Handler) handle(pattern string, fn route, opts routeOption) {
-	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) handle(rt route) {
+	h.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		status, code := 0, ""
-		if err := h.serve(w, r, fn, opts); err != nil {
+		if err := h.serveRoute(w, r, rt); err != nil {
 			e := apierror.As(err)
 			status, code = e.Status, e.Code
 			h.writeError(w, r, e)
 		}
-		h.cfg.Observe(pattern, code, status, time.Since(start))
+		h.cfg.Observe(rt.pattern, code, status, time.Since(start))
 	})
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn route, opts routeOption) error {
+// serveRoute runs a row of the route table: authentication, the account-center switch, then
+// the route's guard, checks and work.
+func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (err error) {
 	ctx := r.Context()
 	authenticate := h.cfg.Auth.Authenticate
-	if opts&revalidate != 0 {
+	if rt.revalidate {
 		authenticate = h.cfg.Auth.Revalidate
 	}
 	p, err := authenticate(ctx, r.Header.Get("Authorization"))
@@ -197,7 +207,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn route, opts r
 	if !settings.Enabled {
 		return apierror.AccountCenterDisabled
 	}
-	return fn(&call{w: w, r: r, principal: p, settings: settings})
+	c := &call{w: w, r: r, principal: p, settings: settings}
+	if rt.audit != "" {
+		defer h.audit(c, rt.audit, rt.auditFields, &err)
+	}
+	if rt.guard != nil {
+		if err := rt.guard(h, c); err != nil {
+			return err
+		}
+	}
+	for _, ch := range rt.checks {
+		if err := h.runCheck(ch, c); err != nil {
+			return err
+		}
+	}
+	return rt.serve(c)
 }
 
 // ServeHTTP serves an Account API request (one for which Owns is true).

@@ -56,37 +56,3 @@ func (h *Handler) requireIdentityVerified(c *call) error {
 	}
 	return nil
 }
-
-// callerWithConditionalStepUp loads the caller and demands step-up only when they have a
-// password, email or phone to prove themselves with (Logto NOW's "conditional" routes: a
-// social-only user may set a first password or manage identities without one).
-func (h *Handler) callerWithConditionalStepUp(c *call, withSSO bool) (*identitycore.User, error) {
-	u, err := h.cfg.Core.User(c.r.Context(), c.principal.Subject, withSSO)
-	if err != nil {
-		return nil, coreError(err)
-	}
-	if u.HasSecurityVerificationMethod() {
-		if err := h.requireIdentityVerified(c); err != nil {
-			return nil, err
-		}
-	}
-	return u, nil
-}
-
-// requireEditable demands Edit on every named field.
-func requireEditable(c *call, fields ...string) error {
-	for _, f := range fields {
-		if !c.settings.CanEdit(f) {
-			return apierror.FieldNotEditable
-		}
-	}
-	return nil
-}
-
-// requireScope demands a scope; Logto's string-form assert answers 400.
-func requireScope(c *call, scope string) error {
-	if !c.principal.HasScope(scope) {
-		return apierror.ScopeMissing
-	}
-	return nil
-}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
@@ -79,15 +80,15 @@ func codeRecordType(identifierType string) verification.Type {
 	return verification.EmailVerificationCode
 }
 
-// sendCode is POST /api/verifications/verification-code: send a code to an address and get a
-// record for it (reference §5.2 V2). A code to the user's current address proves the user
-// (step-up); a code to another address proves only that address.
-func (h *Handler) sendCode(c *call) (err error) {
-	defer h.audit(c, "verification.code.send", nil, &err)
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
+// codeSend is a validated POST /api/verifications/verification-code body.
+type codeSend struct {
+	to          identitycore.Identifier
+	template    *string // templateType, nil when absent or null
+	hasTemplate bool
+}
+
+// decodeCodeSend validates {identifier, templateType?: 'BindMfa' | 'UserPermissionValidation'}.
+func decodeCodeSend(obj map[string]json.RawMessage) (codeSend, error) {
 	f := fields{obj: obj}
 	to := f.identifier("identifier")
 	template, hasTemplate := f.str("templateType", false)
@@ -97,11 +98,17 @@ func (h *Handler) sendCode(c *call) (err error) {
 			Message: "Invalid enum value. Expected 'BindMfa' | 'UserPermissionValidation', received '" + *template + "'"})
 	}
 	if err := f.err(); err != nil {
-		return err
+		return codeSend{}, err
 	}
-	if err := h.requireFirstParty(c); err != nil {
-		return err
-	}
+	return codeSend{to: *to, template: template, hasTemplate: hasTemplate}, nil
+}
+
+// sendCode is POST /api/verifications/verification-code: send a code to an address and get a
+// record for it (reference §5.2 V2). A code to the user's current address proves the user
+// (step-up); a code to another address proves only that address.
+func (h *Handler) sendCode(c *call) error {
+	in := input[codeSend](c)
+	to, template, hasTemplate := &in.to, in.template, in.hasTemplate
 	ctx := c.r.Context()
 	u, err := h.cfg.Core.User(ctx, c.principal.Subject, false)
 	if err != nil {
@@ -158,24 +165,30 @@ func recipientKey(to identitycore.Identifier) string {
 	return "phone:" + to.Value
 }
 
-// verifyCode is POST /api/verifications/verification-code/verify: check the code of a record
-// and mark it verified (reference §5.2 V3).
-func (h *Handler) verifyCode(c *call) (err error) {
-	defer h.audit(c, "verification.code.verify", nil, &err)
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
+// codeCheck is a validated POST /api/verifications/verification-code/verify body.
+type codeCheck struct {
+	to       identitycore.Identifier
+	recordID string // verificationId
+	code     string
+}
+
+// decodeCodeCheck validates {identifier, verificationId, code}.
+func decodeCodeCheck(obj map[string]json.RawMessage) (codeCheck, error) {
 	f := fields{obj: obj}
 	to := f.identifier("identifier")
 	id := f.requiredStr("verificationId")
 	code := f.requiredStr("code")
 	if err := f.err(); err != nil {
-		return err
+		return codeCheck{}, err
 	}
-	if err := h.requireFirstParty(c); err != nil {
-		return err
-	}
+	return codeCheck{to: *to, recordID: id, code: code}, nil
+}
+
+// verifyCode is POST /api/verifications/verification-code/verify: check the code of a record
+// and mark it verified (reference §5.2 V3).
+func (h *Handler) verifyCode(c *call) error {
+	in := input[codeCheck](c)
+	to, id, code := &in.to, in.recordID, in.code
 	ctx := c.r.Context()
 	rec, err := h.cfg.Verifications.Get(ctx, id)
 	if err != nil {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -33,28 +34,30 @@ func (h *Handler) updatePrimaryPhone(c *call) error { return h.setPrimary(c, pri
 func (h *Handler) deletePrimaryEmail(c *call) error { return h.deletePrimary(c, primaryEmail) }
 func (h *Handler) deletePrimaryPhone(c *call) error { return h.deletePrimary(c, primaryPhone) }
 
-// setPrimary is POST /api/my-account/primary-email and /primary-phone, in Logto NOW's order
-// (reference §3.3 N9, N11): step-up, field, scope, first-party client, the email blocklist, the
-// new-identifier record (verified, the caller's, for exactly this value), then the write, where
-// the core refuses an address another user has (422).
-func (h *Handler) setPrimary(c *call, p primaryIdentifier) (err error) {
-	defer h.audit(c, "account."+p.userKey+".update", []string{p.userKey}, &err)
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
+// primaryBody is a validated POST /api/my-account/primary-email or /primary-phone body.
+type primaryBody struct {
+	value    string // the new address
+	recordID string // newIdentifierVerificationRecordId
+}
+
+// decode validates a POST /api/my-account/primary-email or /primary-phone body.
+func (p primaryIdentifier) decode(obj map[string]json.RawMessage) (primaryBody, error) {
 	f := fields{obj: obj}
 	value := f.requiredStr(p.bodyKey)
 	if f.has(p.bodyKey) && len(f.issues) == 0 {
 		f.check(p.pattern(value), "regex", "Invalid", p.bodyKey)
 	}
 	recordID := f.requiredStr("newIdentifierVerificationRecordId")
-	if err := f.err(); err != nil {
-		return err
-	}
-	if err := h.primaryChecks(c, p); err != nil {
-		return err
-	}
+	return primaryBody{value: value, recordID: recordID}, f.err()
+}
+
+// setPrimary is POST /api/my-account/primary-email and /primary-phone, after the checks of
+// their rows (Logto NOW's order, reference §3.3 N9, N11: step-up, field, scope, first-party
+// client): the email blocklist, the new-identifier record (verified, the caller's, for exactly
+// this value), then the write, where the core refuses an address another user has (422).
+func (h *Handler) setPrimary(c *call, p primaryIdentifier) error {
+	body := input[primaryBody](c)
+	value, recordID := body.value, body.recordID
 	ctx := c.r.Context()
 	if p.field == "email" {
 		sie, err := h.signIn.Get(ctx)
@@ -96,28 +99,10 @@ func normalizePhone(digits string) (string, error) {
 	return fmt.Sprint(num.GetCountryCode()) + phonenumbers.GetNationalSignificantNumber(num), nil
 }
 
-// primaryChecks are the checks both changes of a primary address start with, in Logto NOW's
-// order: step-up, field, scope (400), first-party client.
-func (h *Handler) primaryChecks(c *call, p primaryIdentifier) error {
-	if err := h.requireIdentityVerified(c); err != nil {
-		return err
-	}
-	if err := requireEditable(c, p.field); err != nil {
-		return err
-	}
-	if err := requireScope(c, p.field); err != nil {
-		return err
-	}
-	return h.requireFirstParty(c)
-}
-
-// deletePrimary is DELETE /api/my-account/primary-email and /primary-phone (reference §3.3
-// N10, N12): step-up, field, scope, first-party client, and the user keeps an identifier.
-func (h *Handler) deletePrimary(c *call, p primaryIdentifier) (err error) {
-	defer h.audit(c, "account."+p.userKey+".delete", []string{p.userKey}, &err)
-	if err := h.primaryChecks(c, p); err != nil {
-		return err
-	}
+// deletePrimary is DELETE /api/my-account/primary-email and /primary-phone, after the checks
+// of their rows (reference §3.3 N10, N12: step-up, field, scope, first-party client): the user
+// keeps an identifier.
+func (h *Handler) deletePrimary(c *call, p primaryIdentifier) error {
 	ctx := c.r.Context()
 	u, err := h.cfg.Core.User(ctx, c.principal.Subject, true)
 	if err != nil {

@@ -67,7 +67,7 @@ func FuzzDecodeProfilePatch(f *testing.F) {
 			checkGuardError(t, err)
 			return
 		}
-		update, _, err := decodeProfilePatch(obj)
+		update, err := decodeProfilePatch(obj)
 		if err != nil {
 			checkGuardError(t, err)
 			return

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -13,40 +14,20 @@ import (
 func (h *Handler) linkIdentity(c *call) error    { return h.putIdentity(c, false) }
 func (h *Handler) replaceIdentity(c *call) error { return h.putIdentity(c, true) }
 
-// putIdentity is POST (replace false) and PUT (replace true) /api/my-account/identities, in
-// Logto NOW's order (reference §3.3 N13, N14): field, scope (401), first-party client,
-// conditional step-up, the social record (verified, the caller's), the connector, then the
-// identity already linked (POST only: 400) and the link, where the core refuses a social
-// account another user has (422).
-func (h *Handler) putIdentity(c *call, replace bool) (err error) {
-	op := "account.identities.link"
-	if replace {
-		op = "account.identities.replace"
-	}
-	defer h.audit(c, op, []string{"identities"}, &err)
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
+// decodeNewIdentifierRecord reads {newIdentifierVerificationRecordId: string}.
+func decodeNewIdentifierRecord(obj map[string]json.RawMessage) (string, error) {
 	f := fields{obj: obj}
 	recordID := f.requiredStr("newIdentifierVerificationRecordId")
-	if err := f.err(); err != nil {
-		return err
-	}
-	if err := requireEditable(c, "social"); err != nil {
-		return err
-	}
-	if !c.principal.HasScope("identities") {
-		return apierror.ScopeMissingExplicit
-	}
-	if err := h.requireFirstParty(c); err != nil {
-		return err
-	}
-	ctx := c.r.Context()
-	u, err := h.callerWithConditionalStepUp(c, true)
-	if err != nil {
-		return err
-	}
+	return recordID, f.err()
+}
+
+// putIdentity is POST (replace false) and PUT (replace true) /api/my-account/identities, after
+// the checks of their rows (Logto NOW's order, reference §3.3 N13, N14: field, scope (401),
+// first-party client, conditional step-up): the social record (verified, the caller's), the
+// connector, then the identity already linked (POST only: 400) and the link, where the core
+// refuses a social account another user has (422).
+func (h *Handler) putIdentity(c *call, replace bool) error {
+	recordID, u, ctx := input[string](c), c.user, c.r.Context()
 	rec, err := h.cfg.Verifications.Redeem(ctx, recordID, u.ID, verification.Social)
 	if err != nil {
 		return storeError(err)
@@ -80,25 +61,11 @@ func (h *Handler) putIdentity(c *call, replace bool) (err error) {
 	return nil
 }
 
-// unlinkIdentity is DELETE /api/my-account/identities/{target} (reference §3.3 N15): field,
-// scope (400), first-party client, conditional step-up, the identity exists (404), and the user
-// keeps an identifier.
-func (h *Handler) unlinkIdentity(c *call) (err error) {
-	defer h.audit(c, "account.identities.unlink", []string{"identities"}, &err)
-	if err := requireEditable(c, "social"); err != nil {
-		return err
-	}
-	if err := requireScope(c, "identities"); err != nil {
-		return err
-	}
-	if err := h.requireFirstParty(c); err != nil {
-		return err
-	}
-	ctx := c.r.Context()
-	u, err := h.callerWithConditionalStepUp(c, true)
-	if err != nil {
-		return err
-	}
+// unlinkIdentity is DELETE /api/my-account/identities/{target}, after the checks of its row
+// (reference §3.3 N15: field, scope (400), first-party client, conditional step-up): the
+// identity exists (404), and the user keeps an identifier.
+func (h *Handler) unlinkIdentity(c *call) error {
+	u, ctx := c.user, c.r.Context()
 	target := c.r.PathValue("target")
 	if _, linked := u.Identities[target]; !linked {
 		return apierror.IdentityNotExist

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -9,12 +10,8 @@ import (
 	"github.com/accountedge/caddy-account-api/accountapi/policy"
 )
 
-// readPassword reads Logto's {password: string, min 1} body.
-func (h *Handler) readPassword(c *call) (string, error) {
-	obj, err := h.readObject(c)
-	if err != nil {
-		return "", err
-	}
+// decodePassword reads Logto's {password: string, min 1} body.
+func decodePassword(obj map[string]json.RawMessage) (string, error) {
 	f := fields{obj: obj}
 	password, present := f.str("password", false)
 	switch {
@@ -29,26 +26,11 @@ func (h *Handler) readPassword(c *call) (string, error) {
 	return *password, nil
 }
 
-// updatePassword is POST /api/my-account/password, in Logto NOW's order (reference §3.3 N4):
-// first-party client, step-up when the user can already prove who they are, the password
-// field, the password policy, the same-password check, then the write.
-func (h *Handler) updatePassword(c *call) (err error) {
-	defer h.audit(c, "account.password.update", []string{"password"}, &err)
-	password, err := h.readPassword(c)
-	if err != nil {
-		return err
-	}
-	if err := h.requireFirstParty(c); err != nil {
-		return err
-	}
-	ctx := c.r.Context()
-	u, err := h.callerWithConditionalStepUp(c, false)
-	if err != nil {
-		return err
-	}
-	if err := requireEditable(c, "password"); err != nil {
-		return err
-	}
+// updatePassword is POST /api/my-account/password, after the checks of its row (Logto NOW's
+// order, reference §3.3 N4: first-party client, step-up when the user can already prove who
+// they are, the password field): the password policy, the same-password check, then the write.
+func (h *Handler) updatePassword(c *call) error {
+	password, u, ctx := input[string](c), c.user, c.r.Context()
 	sie, err := h.signIn.Get(ctx)
 	if err != nil {
 		return coreError(err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"net"
 	"net/http"
@@ -21,7 +22,7 @@ import (
 type Protections struct {
 	// Limiter counts attempts; share its counter (Redis) so the limits hold across instances.
 	// Default: an in-process limiter.
-	Limiter *ratelimit.Limiter
+	Limiter Limiter
 	// Limits are the limits applied. The zero value means DefaultLimits.
 	Limits Limits
 	// Pwned knows breached passwords. Default: policy.NewOfflinePwned.
@@ -31,6 +32,16 @@ type Protections struct {
 	ClientIP func(*http.Request) string
 	// RequestID returns an id that ties an audit event to the server's other logs.
 	RequestID func(*http.Request) string
+}
+
+// Limiter counts attempts per rule and subject (ratelimit.Limiter).
+type Limiter interface {
+	// Take records one event and says whether it is within lim.
+	Take(ctx context.Context, rule, subject string, lim ratelimit.Limit) ratelimit.Decision
+	// Check says whether one more event would be within lim, recording none.
+	Check(ctx context.Context, rule, subject string, lim ratelimit.Limit) ratelimit.Decision
+	// Fail records one failure.
+	Fail(ctx context.Context, rule, subject string, lim ratelimit.Limit)
 }
 
 // Limits are the rate limits of the verification routes.

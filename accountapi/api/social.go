@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -39,22 +40,25 @@ func (h *Handler) connector(c *call, id string) (*identitycore.Connector, error)
 	return conn, nil
 }
 
+// socialStart is a validated POST /api/verifications/social body.
+type socialStart struct {
+	connectorID, state, redirectURI string
+	scope                           *string // nil when absent or null
+}
+
+// decodeSocialStart validates {connectorId, state, redirectUri, scope?}.
+func decodeSocialStart(obj map[string]json.RawMessage) (socialStart, error) {
+	f := fields{obj: obj}
+	in := socialStart{connectorID: f.requiredStr("connectorId"), state: f.requiredStr("state"), redirectURI: f.requiredStr("redirectUri")}
+	in.scope, _ = f.str("scope", false)
+	return in, f.err()
+}
+
 // startSocial is POST /api/verifications/social: a record for a social sign-in and the
 // provider's authorization URI (reference §5.2 V4). No first-party check, as Logto.
-func (h *Handler) startSocial(c *call) (err error) {
-	defer h.audit(c, "verification.social.start", nil, &err)
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
-	f := fields{obj: obj}
-	connectorID := f.requiredStr("connectorId")
-	state := f.requiredStr("state")
-	redirectURI := f.requiredStr("redirectUri")
-	scope, _ := f.str("scope", false)
-	if err := f.err(); err != nil {
-		return err
-	}
+func (h *Handler) startSocial(c *call) error {
+	in := input[socialStart](c)
+	connectorID, state, redirectURI, scope := in.connectorID, in.state, in.redirectURI, in.scope
 	if state == "" || redirectURI == "" {
 		return apierror.InsufficientInfo
 	}
@@ -112,23 +116,30 @@ func withScope(uri, scope string) string {
 	return u.String()
 }
 
-// verifySocial is POST /api/verifications/social/verify: keep the provider's answer in the
-// record for the link (see above). The record must be the caller's own.
-func (h *Handler) verifySocial(c *call) (err error) {
-	defer h.audit(c, "verification.social.verify", nil, &err)
-	obj, err := h.readObject(c)
-	if err != nil {
-		return err
-	}
+// socialAnswer is a validated POST /api/verifications/social/verify body.
+type socialAnswer struct {
+	recordID      string          // verificationRecordId
+	connectorData json.RawMessage // the provider's answer, as sent
+}
+
+// decodeSocialAnswer validates {verificationRecordId, connectorData: object}.
+func decodeSocialAnswer(obj map[string]json.RawMessage) (socialAnswer, error) {
 	f := fields{obj: obj}
-	id := f.requiredStr("verificationRecordId")
+	in := socialAnswer{recordID: f.requiredStr("verificationRecordId")}
 	if !f.has("connectorData") {
 		f.issues = append(f.issues, apierror.Required("object", "connectorData"))
 	}
-	data, _ := f.object("connectorData")
-	if err := f.err(); err != nil {
-		return err
+	if data, _ := f.object("connectorData"); data != nil {
+		in.connectorData = obj["connectorData"]
 	}
+	return in, f.err()
+}
+
+// verifySocial is POST /api/verifications/social/verify: keep the provider's answer in the
+// record for the link (see above). The record must be the caller's own.
+func (h *Handler) verifySocial(c *call) error {
+	in := input[socialAnswer](c)
+	id := in.recordID
 	ctx := c.r.Context()
 	rec, err := h.cfg.Verifications.Get(ctx, id)
 	if err != nil {
@@ -137,10 +148,7 @@ func (h *Handler) verifySocial(c *call) (err error) {
 	if rec.Type != verification.Social || rec.UserID != c.principal.Subject {
 		return apierror.RecordNotFound
 	}
-	rec.ConnectorData = obj["connectorData"]
-	if data == nil {
-		rec.ConnectorData = nil
-	}
+	rec.ConnectorData = in.connectorData
 	rec.SocialUserID, rec.SocialDetails = "", nil // a new answer: any earlier exchange is stale
 	rec.Verified = len(rec.ConnectorData) > 0
 	if err := h.cfg.Verifications.Update(ctx, rec); err != nil {

@@ -13,17 +13,9 @@ import (
 const isoMillis = "2006-01-02T15:04:05.000Z"
 
 // verifyPassword is POST /api/verifications/password: prove identity with the current password
-// and get a step-up record (reference §5.2).
-func (h *Handler) verifyPassword(c *call) (err error) {
-	defer h.audit(c, "verification.password", nil, &err)
-	password, err := h.readPassword(c)
-	if err != nil {
-		return err
-	}
-	if err := h.requireFirstParty(c); err != nil {
-		return err
-	}
-	ctx := c.r.Context()
+// and get a step-up record (reference §5.2 V1).
+func (h *Handler) verifyPassword(c *call) error {
+	password, ctx := input[string](c), c.r.Context()
 	userID := c.principal.Subject
 	// Wrong passwords lock this user out from this client address for a while (429).
 	p := h.cfg.Protections
