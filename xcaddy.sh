@@ -3,6 +3,7 @@
 #
 #   ./xcaddy.sh build [--force]   build ./caddy with this module (xcaddy)
 #   ./xcaddy.sh run               quickstart: dev core + Caddy with Caddyfile.example
+#   ./xcaddy.sh dev ARGS...       xcaddy's plugin-dev mode (xcaddy ARGS) with this machine's GOPROXY fix
 #   ./xcaddy.sh test [ARGS...]    the whole test suite (what .ci/run calls)
 #   ./xcaddy.sh bench [ARGS...]   benchmark table (tests/bench; ARGS go to it)
 set -euo pipefail
@@ -13,10 +14,10 @@ cd "$ROOT"
 CADDY_VERSION_PIN="v2.11.9"
 XCADDY_VERSION="v0.4.5"
 MODULE="github.com/accountedge/caddy-account-api"
-# The Caddy module lives in a sub-package; the repository root has no Go
-# package to blank-import, so xcaddy gets the package with --with and the
-# module path with --replace.
-PLUGIN_PACKAGE="$MODULE/caddymodule"
+# The zero pseudo-version Go gives a replaced module. Naming it in --with lets
+# `go get` take this module from ./ without asking the proxy, which answers
+# 403 (not 404) for an unpublished path, a hard error.
+ZERO_VERSION="v0.0.0-00010101000000-000000000000"
 # Where build puts the binary; the tests read the same variable (tests/harness).
 export CADDY_BIN="${CADDY_BIN:-$ROOT/caddy}"
 
@@ -28,7 +29,12 @@ usage: ./xcaddy.sh COMMAND
                    skipped when ./caddy is newer than the Go sources
   run              quickstart: start the development core (a stand-in for
                    Logto), print a user token and example curl lines, and
-                   run Caddy with Caddyfile.example on http://127.0.0.1:8080
+                   run Caddy with Caddyfile.example on http://127.0.0.1:8080;
+                   ports: DEVCORE_PORT (3901), ACCOUNT_API_HTTP_PORT (8080),
+                   ACCOUNT_API_ADMIN_PORT (2019); Ctrl-C or SIGTERM stops all
+  dev ARGS...      xcaddy's plugin-dev mode: build Caddy with this checkout
+                   and run `caddy ARGS` (e.g. dev list-modules,
+                   dev run --config Caddyfile.example)
   test [ARGS...]   install test dependencies, build, gofmt, go vet, go test
                    (ARGS go to `go test`, e.g. -run TestName -v)
   fuzz             run every fuzz target for FUZZTIME (default 10s)
@@ -67,10 +73,11 @@ sources_newer_than_caddy() {
 		-newer "$CADDY_BIN" -print -quit
 }
 
-# build_goproxy prints GOPROXY for xcaddy: the configured proxies joined
-# with '|' (fall through on any error, not only 404/410) and then an empty
-# file:// proxy, which answers "not found". A 403 for an unpublished path
-# thus becomes "no such module" and Go settles on the replaced module.
+# build_goproxy prints GOPROXY for xcaddy's plugin-dev mode, which names no
+# version: the configured proxies joined with '|' (fall through on any error,
+# not only 404/410) and then an empty file:// proxy, which answers "not
+# found". A 403 for an unpublished path thus becomes "no such module" and Go
+# settles on the replaced module.
 # "direct" is dropped: only the module proxy is reachable here, and a git
 # fetch of an unpublished path could only fail slowly.
 build_goproxy() {
@@ -104,16 +111,12 @@ cmd_build() {
 	fi
 	local xcaddy
 	xcaddy="$(find_xcaddy)"
-	log "building $CADDY_BIN (Caddy $CADDY_VERSION_PIN + $PLUGIN_PACKAGE); a cold build takes ~2 min"
-	# The replace lets Go use the zero pseudo-version
-	# v0.0.0-00010101000000-000000000000 of this module from ./ without
-	# asking the proxy. Resolving the import of the sub-package still asks
-	# the proxy about the (unpublished) path MODULE/caddymodule, which
-	# answers 403, a hard error; hence the proxy chain from build_goproxy.
-	GOPROXY="$(build_goproxy)" CADDY_VERSION="$CADDY_VERSION_PIN" "$xcaddy" build \
+	log "building $CADDY_BIN (Caddy $CADDY_VERSION_PIN + $MODULE); a cold build takes 2-3 min on 2 idle cores, 10 on busy ones"
+	# The same recipe as the README's "Building into your own Caddy", with
+	# this checkout as the module's source.
+	CADDY_VERSION="$CADDY_VERSION_PIN" "$xcaddy" build "$CADDY_VERSION_PIN" \
 		--output "$CADDY_BIN" \
-		--with "$PLUGIN_PACKAGE" \
-		--replace "$MODULE=./"
+		--with "$MODULE@$ZERO_VERSION=$ROOT"
 	# A binary without the module would make every later step misleading.
 	# (grep without -q: an early exit would SIGPIPE caddy and trip pipefail.)
 	if ! "$CADDY_BIN" list-modules | grep -x 'http.handlers.account_api' >/dev/null; then
@@ -129,23 +132,68 @@ json_field() {
 	sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" <<<"$2"
 }
 
+# port_in_use reports whether something on 127.0.0.1 accepts connections on
+# port $1 (bash's /dev/tcp: no extra tool needed).
+port_in_use() {
+	(: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# quickstart_port prints the port in the variable named $1 (default $2) after
+# checking it is a number and free; $3 names its user in the error.
+quickstart_port() {
+	local var="$1" port="${!1:-$2}" what="$3"
+	[[ "$port" =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) ||
+		die "$var=$port is not a port number"
+	if port_in_use "$port"; then
+		die "port $port ($what) is in use on 127.0.0.1: set $var to a free port, e.g. $var=$((port + 1)) ./xcaddy.sh run"
+	fi
+	echo "$port"
+}
+
+# CHILDREN are the processes `run` started; stop_children ends them (SIGTERM,
+# which both handle as a graceful stop) and waits for them, so that the
+# script never exits before its children are gone.
+CHILDREN=()
+stop_children() {
+	local pid
+	for pid in "${CHILDREN[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${CHILDREN[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	CHILDREN=()
+}
+
 cmd_run() {
 	[[ -f Caddyfile.example ]] || die "Caddyfile.example missing"
 	command -v curl >/dev/null 2>&1 || die "curl is needed (apt-get install -y curl)"
+	# Neither 3001 (Logto's own port) nor 3002 (Logto's admin console), so a
+	# local Logto can keep running. Caddyfile.example reads the last two.
+	local port http_port admin_port
+	port="$(quickstart_port DEVCORE_PORT 3901 "the development core")"
+	http_port="$(quickstart_port ACCOUNT_API_HTTP_PORT 8080 "Caddy's site")"
+	admin_port="$(quickstart_port ACCOUNT_API_ADMIN_PORT 2019 "Caddy's admin API")"
+	export ACCOUNT_API_HTTP_PORT="$http_port" ACCOUNT_API_ADMIN_PORT="$admin_port"
 	cmd_build
 
 	mkdir -p .bin
 	log "building the development core"
 	go build -o .bin/devcore ./tests/devcore/cmd/devcore
 
-	local port="${DEVCORE_PORT:-3001}"
+	# Stop the children however this script ends: Caddy exiting, Ctrl-C,
+	# SIGTERM, an error. Caddy runs in the background and the script waits
+	# for it with `wait`, which a trapped signal interrupts at once (with a
+	# foreground child, bash runs the trap only after the child exits).
+	trap stop_children EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
 	local out=.bin/devcore.out errlog=.bin/devcore.log
 	: >"$out"
 	.bin/devcore -listen "127.0.0.1:$port" >"$out" 2>"$errlog" &
-	DEVCORE_PID=$!
-	# Stop the dev core however this script ends: Caddy exiting, Ctrl-C, error.
-	trap 'kill "$DEVCORE_PID" 2>/dev/null || true; wait "$DEVCORE_PID" 2>/dev/null || true' EXIT
-	trap 'exit 130' INT TERM
+	local devcore_pid=$!
+	CHILDREN+=("$devcore_pid")
 
 	# The dev core prints one JSON line with its URL and credentials once it
 	# is listening; wait for it (or for the process to die).
@@ -153,7 +201,7 @@ cmd_run() {
 	for ((i = 0; i < 150; i++)); do
 		line="$(head -n 1 "$out")"
 		[[ -n "$line" && "$line" == *"}"* ]] && break
-		kill -0 "$DEVCORE_PID" 2>/dev/null || { cat "$errlog" >&2; die "dev core exited at start"; }
+		kill -0 "$devcore_pid" 2>/dev/null || { cat "$errlog" >&2; die "dev core exited at start (DEVCORE_PORT=$port)"; }
 		sleep 0.1
 	done
 	[[ -n "$line" ]] || { cat "$errlog" >&2; die "dev core printed nothing within 15s"; }
@@ -177,7 +225,7 @@ cmd_run() {
 	token="$(json_field access_token "$resp")"
 	[[ -n "$token" ]] || die "could not mint a user token: $resp"
 
-	local api="http://127.0.0.1:8080"
+	local api="http://127.0.0.1:$http_port"
 	cat <<EOF
 
   Development core on $url (log: $errlog)
@@ -196,11 +244,25 @@ curl -s -X PATCH $api/api/my-account -H "authorization: Bearer \$TOKEN" -H 'cont
 export VID=\$(curl -s -X POST $api/api/verifications/password -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"password":"$password"}' | sed -n 's/.*"verificationRecordId":"\([^"]*\)".*/\1/p'); echo "\$VID"
 curl -s -X PATCH $api/api/my-account -H "authorization: Bearer \$TOKEN" -H "logto-verification-id: \$VID" -H 'content-type: application/json' -d '{"username":"ada_lovelace"}'
 
-  Starting Caddy with Caddyfile.example on $api (admin 127.0.0.1:2019); Ctrl-C stops both.
+  Starting Caddy with Caddyfile.example on $api (admin 127.0.0.1:$admin_port); Ctrl-C stops both.
 
 EOF
-	# Not exec: the EXIT trap must still stop the dev core afterwards.
-	"$CADDY_BIN" run --config Caddyfile.example --adapter caddyfile
+	"$CADDY_BIN" run --config Caddyfile.example --adapter caddyfile &
+	local caddy_pid=$! rc=0
+	CHILDREN+=("$caddy_pid")
+	wait "$caddy_pid" || rc=$?
+	exit "$rc"
+}
+
+# cmd_dev runs xcaddy's plugin-dev mode (`xcaddy ARGS`: build Caddy with the
+# module of the current directory, then run `caddy ARGS`) with the pinned
+# Caddy and the GOPROXY of build_goproxy: dev mode names no version, so it
+# needs the fall-through that the proxy's 403 for this unpublished path breaks.
+cmd_dev() {
+	(($# > 0)) || die "dev: give caddy's arguments, e.g. ./xcaddy.sh dev list-modules"
+	local xcaddy
+	xcaddy="$(find_xcaddy)"
+	GOPROXY="$(build_goproxy)" CADDY_VERSION="$CADDY_VERSION_PIN" exec "$xcaddy" "$@"
 }
 
 # ensure_redis installs redis-server for the tests that need a real one;
@@ -294,6 +356,7 @@ cmd_bench() {
 case "${1:-help}" in
 build) shift; cmd_build "$@" ;;
 run) shift; cmd_run "$@" ;;
+dev) shift; cmd_dev "$@" ;;
 test) shift; cmd_test "$@" ;;
 bench) shift; cmd_bench "$@" ;;
 fuzz) shift; cmd_fuzz ;;

@@ -4,7 +4,7 @@
 //
 // On start it prints one JSON line to stdout with what a client needs:
 //
-//	{"url":"http://127.0.0.1:3001","clientId":"m2m-gateway","clientSecret":"dev-gateway-secret","demoUserId":"demouser0001","demoPassword":"Demo-Passw0rd!"}
+//	{"url":"http://127.0.0.1:3901","clientId":"m2m-gateway","clientSecret":"dev-gateway-secret","demoUserId":"demouser0001","demoPassword":"Demo-Passw0rd!"}
 //
 // then serves until SIGINT or SIGTERM.
 package main
@@ -23,7 +23,7 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:3001", "loopback address to listen on (\":0\" picks a free port)")
+	listen := flag.String("listen", "127.0.0.1:3901", "loopback address to listen on (\":0\" picks a free port; not 3001, Logto's own)")
 	clientID := flag.String("client-id", devcore.DefaultClientID, "client id of the seeded machine-to-machine app")
 	clientSecret := flag.String("client-secret", devcore.DefaultClientSecret, "client secret of the seeded machine-to-machine app")
 	flag.Usage = func() {
