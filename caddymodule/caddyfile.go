@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -105,28 +106,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "management_scope":
 			err = oneArg(d, &h.ManagementScope)
 		case "core_timeout":
-			err = durationArg(d, &h.CoreTimeout)
+			err = positiveDurationArg(d, &h.CoreTimeout)
 		case "cache_key":
 			err = oneArg(d, &h.CacheKey)
 		case "token_cache_ttl":
-			err = durationArg(d, &h.TokenCacheTTL)
+			err = positiveDurationArg(d, &h.TokenCacheTTL)
 		case "negative_cache_ttl":
-			err = durationArg(d, &h.NegativeCacheTTL)
+			err = positiveDurationArg(d, &h.NegativeCacheTTL)
 		case "token_cache_size":
-			err = intArg(d, &h.TokenCacheSize)
+			err = positiveIntArg(d, &h.TokenCacheSize)
 		case "policy_cache_ttl":
-			err = durationArg(d, &h.PolicyCacheTTL)
+			err = positiveDurationArg(d, &h.PolicyCacheTTL)
 		case "cors_origins":
 			h.CORSOrigins = append(h.CORSOrigins, d.RemainingArgs()...)
 		case "max_body_size":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				size, perr := humanize.ParseBytes(s)
-				if perr != nil {
-					return d.Errf("max_body_size: %v", perr)
-				}
-				h.MaxBodySize = int64(size)
-			}
+			err = sizeArg(d, &h.MaxBodySize)
 		case "jwt":
 			err = h.unmarshalJWT(d)
 		case "redis":
@@ -198,13 +192,15 @@ func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
 		case "password":
 			err = oneArg(d, &h.Redis.Password)
 		case "db":
-			err = intArg(d, &h.Redis.DB)
+			if err = intArg(d, &h.Redis.DB); err == nil && h.Redis.DB < 0 {
+				err = d.Errf("db %d must not be negative", h.Redis.DB)
+			}
 		case "key_prefix":
 			err = oneArg(d, &h.Redis.KeyPrefix)
 		case "timeout":
-			err = durationArg(d, &h.Redis.Timeout)
+			err = positiveDurationArg(d, &h.Redis.Timeout)
 		case "dial_timeout":
-			err = durationArg(d, &h.Redis.DialTimeout)
+			err = positiveDurationArg(d, &h.Redis.DialTimeout)
 		default:
 			return d.Errf("unrecognized redis option %q", d.Val())
 		}
@@ -239,10 +235,13 @@ func (h *Handler) unmarshalAccountCenter(d *caddyfile.Dispenser) error {
 				if err := oneArg(d, &v); err != nil {
 					return err
 				}
+				if err := checkAccountCenterField(field, v); err != nil {
+					return d.Errf("account_center fields: %v", err)
+				}
 				h.AccountCenter.Fields[field] = v
 			}
 		case "cache_ttl":
-			if err := durationArg(d, &h.AccountCenter.CacheTTL); err != nil {
+			if err := positiveDurationArg(d, &h.AccountCenter.CacheTTL); err != nil {
 				return err
 			}
 		default:
@@ -264,9 +263,9 @@ func (h *Handler) unmarshalProfileCache(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "max_age":
-			err = durationArg(d, &h.ProfileCache.MaxAge)
+			err = positiveDurationArg(d, &h.ProfileCache.MaxAge)
 		case "max_entries":
-			err = intArg(d, &h.ProfileCache.MaxEntries)
+			err = positiveIntArg(d, &h.ProfileCache.MaxEntries)
 		default:
 			return d.Errf("unrecognized profile_cache option %q", d.Val())
 		}
@@ -315,28 +314,74 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
+// durationArg reads the option's one argument as a Caddy duration (30s, 5m, 1d) that is not
+// negative.
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	option := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
 	v, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("invalid duration %q: %v", s, err)
+	if err != nil || v < 0 {
+		return d.Errf("%s: %q is not a duration such as 30s or 5m", option, s)
 	}
 	*dst = caddy.Duration(v)
 	return nil
 }
 
+// positiveDurationArg is durationArg for the options where zero makes no sense (timeouts,
+// cache lifetimes): leaving the option out gives its default.
+func positiveDurationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	option := d.Val()
+	if err := durationArg(d, dst); err != nil {
+		return err
+	}
+	if *dst <= 0 {
+		return d.Errf("%s must be a positive duration such as 30s or 5m (leave it out for the default)", option)
+	}
+	return nil
+}
+
+// intArg reads the option's one argument as a whole number.
 func intArg(d *caddyfile.Dispenser, dst *int) error {
+	option := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil {
-		return d.Errf("invalid number %q", s)
+		return d.Errf("%s: %q is not a whole number", option, s)
 	}
 	*dst = v
+	return nil
+}
+
+// positiveIntArg is intArg for counts and bounds, which must be at least 1.
+func positiveIntArg(d *caddyfile.Dispenser, dst *int) error {
+	option := d.Val()
+	if err := intArg(d, dst); err != nil {
+		return err
+	}
+	if *dst < 1 {
+		return d.Errf("%s must be at least 1 (leave it out for the default)", option)
+	}
+	return nil
+}
+
+// sizeArg reads the option's one argument as a positive size in bytes, as Caddy's own size
+// options (request_body max_size) read it: 1MiB, 512KB, 1048576.
+func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	option := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	v, err := humanize.ParseBytes(s)
+	if err != nil || v == 0 || v > math.MaxInt64 {
+		return d.Errf("%s: %q is not a positive size such as 1MiB or 512KB", option, s)
+	}
+	*dst = int64(v)
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"net/http"
 	"path"
@@ -140,6 +139,8 @@ type Handler struct {
 	cancel            context.CancelFunc
 	// closers stop the in-process caches this config created.
 	closers []func()
+	// emptied maps each option set to a placeholder that resolved to nothing to that placeholder.
+	emptied map[string]string
 }
 
 // ProfileCacheConfig configures the profile cache. Every write the module makes, every
@@ -221,10 +222,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	repl := caddy.NewReplacer()
-	for _, s := range []*string{&h.CoreURL, &h.ClientID, &h.ClientSecret, &h.ManagementResource, &h.CacheKey} {
-		*s = repl.ReplaceKnown(*s, "")
+	if err := h.configure(repl); err != nil {
+		return err
 	}
-	h.setDefaults()
 
 	core, err := logto.New(logto.Config{
 		Endpoint:     h.CoreURL,
@@ -247,7 +247,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// process otherwise.
 	var shared, records store.Store
 	if h.Redis != nil {
-		client, key, err := h.Redis.client(repl)
+		client, key, err := h.Redis.client()
 		if err != nil {
 			return err
 		}
@@ -277,12 +277,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		apiCore = h.profiles
 	}
 	if h.Webhook != nil {
-		keys := make([]string, len(h.Webhook.SigningKeys))
-		for i, k := range h.Webhook.SigningKeys {
-			keys[i] = repl.ReplaceKnown(k, "")
-		}
 		h.webhook, err = webhook.New(webhook.Config{
-			SigningKeys: keys,
+			SigningKeys: h.Webhook.SigningKeys,
 			UserChanged: h.userChanged("webhook", true),
 			Observe:     func(outcome string) { metrics.webhooks.WithLabelValues(outcome).Inc() },
 		})
@@ -345,6 +341,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		PolicyTTL:      time.Duration(h.PolicyCacheTTL),
 		UserChanged:    h.userChanged("write", false),
 		Observe:        observeRequest,
+		Authenticated:  setAuthPlaceholders,
 		Logger:         h.logger,
 		Protections:    h.protections(shared, keyer),
 	})
@@ -408,29 +405,31 @@ func (h *Handler) userChanged(source string, alwaysCredentials bool) func(ctx co
 	}
 }
 
+// setDefaults fills in the options left out (zero). It leaves wrong values (a negative
+// duration) as they are, for validate to refuse by name.
 func (h *Handler) setDefaults() {
-	if h.CoreTimeout <= 0 {
+	if h.CoreTimeout == 0 {
 		h.CoreTimeout = caddy.Duration(5 * time.Second)
 	}
-	if h.TokenCacheTTL <= 0 {
+	if h.TokenCacheTTL == 0 {
 		h.TokenCacheTTL = caddy.Duration(5 * time.Minute)
 	}
-	if h.NegativeCacheTTL <= 0 {
+	if h.NegativeCacheTTL == 0 {
 		h.NegativeCacheTTL = caddy.Duration(10 * time.Second)
 	}
-	if h.TokenCacheSize <= 0 {
+	if h.TokenCacheSize == 0 {
 		h.TokenCacheSize = 100_000
 	}
-	if h.MaxBodySize <= 0 {
+	if h.MaxBodySize == 0 {
 		h.MaxBodySize = 1 << 20
 	}
-	if h.PolicyCacheTTL <= 0 {
+	if h.PolicyCacheTTL == 0 {
 		h.PolicyCacheTTL = caddy.Duration(time.Minute)
 	}
 	if h.AccountCenter == nil {
 		h.AccountCenter = &AccountCenterConfig{}
 	}
-	if h.AccountCenter.CacheTTL <= 0 {
+	if h.AccountCenter.CacheTTL == 0 {
 		h.AccountCenter.CacheTTL = caddy.Duration(30 * time.Second)
 	}
 	if h.JWT != nil {
@@ -448,10 +447,10 @@ func (h *Handler) setDefaults() {
 	if h.ProfileCache == nil {
 		h.ProfileCache = &ProfileCacheConfig{}
 	}
-	if h.ProfileCache.MaxAge <= 0 {
+	if h.ProfileCache.MaxAge == 0 {
 		h.ProfileCache.MaxAge = caddy.Duration(time.Minute)
 	}
-	if h.ProfileCache.MaxEntries <= 0 {
+	if h.ProfileCache.MaxEntries == 0 {
 		h.ProfileCache.MaxEntries = 10_000
 	}
 	if h.Webhook != nil && h.Webhook.Path == "" {
@@ -485,32 +484,10 @@ func (h *Handler) storeErrorLogger(component string) func(error) {
 	}
 }
 
-// Validate checks the configuration without doing any I/O.
+// Validate checks the configuration without doing any I/O (Provision has already run the same
+// checks, before it built anything; see configure).
 func (h *Handler) Validate() error {
-	if h.CoreURL == "" {
-		return errors.New("account_api: core_url is required")
-	}
-	if h.ClientID == "" || h.ClientSecret == "" {
-		return errors.New("account_api: client_id and client_secret are required")
-	}
-	if h.JWT != nil && len(h.JWT.Audiences) == 0 {
-		return errors.New("account_api: jwt needs at least one audience")
-	}
-	if h.CacheKey != "" && len(h.CacheKey) < 16 {
-		return errors.New("account_api: cache_key must be at least 16 characters")
-	}
-	if h.Webhook != nil {
-		if !strings.HasPrefix(h.Webhook.Path, "/") || api.Owns(h.Webhook.Path) {
-			return fmt.Errorf("account_api: webhook path %q must start with / and lie outside the Account API", h.Webhook.Path)
-		}
-		if len(h.Webhook.SigningKeys) == 0 {
-			return errors.New("account_api: webhook needs a signing_key")
-		}
-	}
-	if h.Redis != nil {
-		return h.Redis.validate()
-	}
-	return nil
+	return h.validate()
 }
 
 // Cleanup stops background work and releases the shared Redis client.

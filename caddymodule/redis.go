@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -46,19 +45,12 @@ func (c *RedisConfig) setDefaults() {
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "account_api:"
 	}
-	if c.Timeout <= 0 {
+	if c.Timeout == 0 {
 		c.Timeout = caddy.Duration(100 * time.Millisecond)
 	}
-	if c.DialTimeout <= 0 {
+	if c.DialTimeout == 0 {
 		c.DialTimeout = caddy.Duration(500 * time.Millisecond)
 	}
-}
-
-func (c *RedisConfig) validate() error {
-	if (c.URL == "") == (len(c.Addresses) == 0) {
-		return errors.New("account_api: redis needs either url or addresses")
-	}
-	return nil
 }
 
 // redisPool shares Redis clients across config reloads: a reload with the same connection
@@ -71,8 +63,8 @@ type pooledClient struct{ redis.UniversalClient }
 func (p pooledClient) Destruct() error { return p.Close() }
 
 // client returns the shared client for this configuration and the pool key to release.
-func (c *RedisConfig) client(repl *caddy.Replacer) (redis.UniversalClient, string, error) {
-	opts, err := c.options(repl)
+func (c *RedisConfig) client() (redis.UniversalClient, string, error) {
+	opts, err := c.options()
 	if err != nil {
 		return nil, "", err
 	}
@@ -91,19 +83,17 @@ func (c *RedisConfig) client(repl *caddy.Replacer) (redis.UniversalClient, strin
 	return v.(pooledClient).UniversalClient, key, nil
 }
 
-func (c *RedisConfig) options(repl *caddy.Replacer) (*redis.UniversalOptions, error) {
+// options converts the configuration (placeholders resolved, validated) for go-redis.
+func (c *RedisConfig) options() (*redis.UniversalOptions, error) {
 	opts := &redis.UniversalOptions{
 		Addrs:      c.Addresses,
-		MasterName: repl.ReplaceKnown(c.MasterName, ""),
-		Username:   repl.ReplaceKnown(c.Username, ""),
-		Password:   repl.ReplaceKnown(c.Password, ""),
+		MasterName: c.MasterName,
+		Username:   c.Username,
+		Password:   c.Password,
 		DB:         c.DB,
 	}
-	for i, a := range opts.Addrs {
-		opts.Addrs[i] = repl.ReplaceKnown(a, "")
-	}
-	if u := repl.ReplaceKnown(c.URL, ""); u != "" {
-		parsed, err := redis.ParseURL(u)
+	if c.URL != "" {
+		parsed, err := redis.ParseURL(c.URL)
 		if err != nil {
 			return nil, fmt.Errorf("account_api: redis url: %w", err) // ParseURL errors carry no password
 		}

@@ -45,6 +45,10 @@ type Config struct {
 	// bounded label), the error code and status of a refusal ("" and 0 on success) and how long
 	// it took.
 	Observe func(route, code string, status int, elapsed time.Duration)
+	// Authenticated, when set, is told who is calling as soon as the bearer token is accepted,
+	// before the route's own checks: the host server records it for its logs and later
+	// handlers (the Caddy module sets {http.auth.user.id} from it).
+	Authenticated func(r *http.Request, p auth.Principal)
 	// Protections are the rate limits, the breached-password list and the audit context.
 	Protections Protections
 	Logger      *zap.Logger
@@ -88,6 +92,9 @@ func New(cfg Config) *Handler {
 	cfg.Protections = cfg.Protections.withDefaults()
 	if cfg.Observe == nil {
 		cfg.Observe = func(string, string, int, time.Duration) {}
+	}
+	if cfg.Authenticated == nil {
+		cfg.Authenticated = func(*http.Request, auth.Principal) {}
 	}
 	if cfg.UserChanged == nil {
 		cfg.UserChanged = func(context.Context, string, bool) {}
@@ -200,6 +207,7 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (
 	if err != nil {
 		return err
 	}
+	h.cfg.Authenticated(r, p)
 	settings, err := h.cfg.AccountCenter.Settings(ctx)
 	if err != nil {
 		return coreError(err)
