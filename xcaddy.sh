@@ -34,7 +34,7 @@ usage: ./xcaddy.sh COMMAND
                    ACCOUNT_API_ADMIN_PORT (2019); Ctrl-C or SIGTERM stops all
   dev ARGS...      xcaddy's plugin-dev mode: build Caddy with this checkout
                    and run `caddy ARGS` (e.g. dev list-modules,
-                   dev run --config Caddyfile.example)
+                   dev run -- --config Caddyfile.example)
   test [ARGS...]   install test dependencies, build, gofmt, go vet, go test
                    (ARGS go to `go test`, e.g. -run TestName -v)
   fuzz             run every fuzz target for FUZZTIME (default 10s)
@@ -258,11 +258,19 @@ EOF
 # module of the current directory, then run `caddy ARGS`) with the pinned
 # Caddy and the GOPROXY of build_goproxy: dev mode names no version, so it
 # needs the fall-through that the proxy's 403 for this unpublished path breaks.
+#
+# Dev mode writes its binary to ./caddy and deletes it afterwards: the binary
+# `build` made is moved aside meanwhile and put back however dev mode ends.
 cmd_dev() {
 	(($# > 0)) || die "dev: give caddy's arguments, e.g. ./xcaddy.sh dev list-modules"
 	local xcaddy
 	xcaddy="$(find_xcaddy)"
-	GOPROXY="$(build_goproxy)" CADDY_VERSION="$CADDY_VERSION_PIN" exec "$xcaddy" "$@"
+	mkdir -p .bin
+	if [[ -e caddy ]]; then
+		mv -f caddy .bin/caddy.before-dev
+		trap 'mv -f .bin/caddy.before-dev caddy' EXIT
+	fi
+	GOPROXY="$(build_goproxy)" CADDY_VERSION="$CADDY_VERSION_PIN" "$xcaddy" "$@"
 }
 
 # ensure_redis installs redis-server for the tests that need a real one;
