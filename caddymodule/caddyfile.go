@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		negative_cache_ttl  <duration>
 //		token_cache_size    <entries>
 //		redis [<url>] {
+//			url          <url>
 //			address      <host:port...>
 //			master_name  <name>
 //			username     <username>

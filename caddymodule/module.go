@@ -47,17 +47,23 @@ func init() {
 //
 // A PATCH /api/account-center that passes through the same site to the core refreshes the
 // cached account-center settings at once.
+//
+// Every string option may hold placeholders such as {env.X}, resolved at provision time. A
+// duration or number left out (zero) takes its default; a negative one is refused, as is every
+// other value that cannot be right, with the option's name. After a request's token is
+// accepted, the handler sets {http.auth.user.id} (the user id, which Caddy's access log writes
+// as user_id), {http.vars.account_api.client_id} and {http.vars.account_api.scopes}.
 type Handler struct {
-	// CoreURL is the base URL of the Logto core, e.g. "https://auth.example.com". Placeholders
-	// such as {env.LOGTO_ENDPOINT} are resolved at provision time.
+	// CoreURL is the base URL of the Logto core, an absolute http or https URL such as
+	// "https://auth.example.com". Required.
 	CoreURL string `json:"core_url,omitempty"`
 
 	// ClientID is the id of the machine-to-machine application the module uses for
-	// introspection and the Management API.
+	// introspection and the Management API. Required.
 	ClientID string `json:"client_id,omitempty"`
 
-	// ClientSecret is that application's secret. Use a placeholder such as {env.M2M_SECRET}
-	// rather than writing the secret into the configuration.
+	// ClientSecret is that application's secret. Required. Use a placeholder such as
+	// {env.M2M_SECRET} rather than writing the secret into the configuration.
 	ClientSecret string `json:"client_secret,omitempty"`
 
 	// ManagementResource is the Management API's resource indicator. Default:
@@ -75,8 +81,8 @@ type Handler struct {
 	JWT *JWTConfig `json:"jwt,omitempty"`
 
 	// CacheKey is the secret that keys the hashes under which token answers and verification
-	// records are stored. Instances sharing a Redis must share it. Default: derived from
-	// ClientSecret, which such instances share anyway.
+	// records are stored, at least 16 characters. Instances sharing a Redis must share it.
+	// Default: derived from ClientSecret, which such instances share anyway.
 	CacheKey string `json:"cache_key,omitempty"`
 
 	// TokenCacheTTL is the longest a token's introspection answer is cached; it is never cached
@@ -97,11 +103,13 @@ type Handler struct {
 	// cached) or static settings given here.
 	AccountCenter *AccountCenterConfig `json:"account_center,omitempty"`
 
-	// CORSOrigins are the browser origins allowed to call the API. Default: any origin (the
-	// request's Origin is reflected), as Logto does.
+	// CORSOrigins are the browser origins allowed to call the API, each as an Origin header
+	// carries it: scheme://host[:port], no path. Default: any origin (the request's Origin is
+	// reflected), as Logto does.
 	CORSOrigins []string `json:"cors_origins,omitempty"`
 
-	// MaxBodySize bounds request bodies, in bytes. Default: 1 MiB (Logto's JSON limit).
+	// MaxBodySize bounds request bodies, in bytes (in the Caddyfile, a size such as 1MiB or
+	// 512KB). Default: 1 MiB (Logto's JSON limit).
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
 	// PolicyCacheTTL is how long the sign-in experience's policies and application lookups are
@@ -147,7 +155,8 @@ type Handler struct {
 // Management API write to /api/users/{id}... that passes through the same site, and every
 // webhook drops the user's record, on every instance sharing the Redis (through pub/sub).
 type ProfileCacheConfig struct {
-	// Disabled turns the cache off: every read of a profile goes to the core.
+	// Disabled turns the cache off: every read of a profile goes to the core. In the
+	// Caddyfile: profile_cache off.
 	Disabled bool `json:"disabled,omitempty"`
 
 	// MaxAge bounds how long a record is served from the cache: the staleness of a change that
@@ -166,13 +175,15 @@ type WebhookConfig struct {
 
 	// SigningKeys are the signing keys of the Logto webhooks (Console > Webhooks > the webhook >
 	// Signing key); a delivery signed with none of them is refused. Use placeholders such as
-	// {env.LOGTO_WEBHOOK_SIGNING_KEY}. Required.
+	// {env.LOGTO_WEBHOOK_SIGNING_KEY}. Required. In the Caddyfile: signing_key (one or more
+	// per line; signing_keys is accepted too).
 	SigningKeys []string `json:"signing_keys,omitempty"`
 }
 
 // JWTConfig configures validation of JWT access tokens (RFC 9068).
 type JWTConfig struct {
-	// Audiences: a JWT is accepted only if its aud names one of them. Required.
+	// Audiences: a JWT is accepted only if its aud names one of them. Required. In the
+	// Caddyfile: audience (one or more per line; audiences is accepted too).
 	Audiences []string `json:"audiences,omitempty"`
 
 	// Issuer must equal the token's iss. Default: core_url + "/oidc".
@@ -181,10 +192,11 @@ type JWTConfig struct {
 	// JWKSURL is where the signing keys are. Default: core_url + "/oidc/jwks".
 	JWKSURL string `json:"jwks_url,omitempty"`
 
-	// Algorithms allowed in the token header. Default: the asymmetric JWS algorithms.
+	// Algorithms allowed in the token header, some of RS256, RS384, RS512, PS256, PS384, PS512,
+	// ES256, ES384, ES512 and EdDSA. Default: all of them.
 	Algorithms []string `json:"algorithms,omitempty"`
 
-	// Leeway tolerated on exp and nbf. Default: 0.
+	// Leeway tolerated on exp and nbf; not negative. Default: 0.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 }
 
@@ -195,8 +207,10 @@ type AccountCenterConfig struct {
 	// core's GET /api/account-center.
 	Enabled *bool `json:"enabled,omitempty"`
 
-	// Fields maps account-center fields (name, avatar, username, email, phone, profile,
-	// customData, password, social, ...) to "Off", "ReadOnly" or "Edit". Missing fields are Off.
+	// Fields maps account-center fields to "Off", "ReadOnly" or "Edit" (or off, read_only,
+	// edit). The fields are Logto's: name, avatar, profile, email, phone, password, username,
+	// social, customData, mfa, passkey, session, trustedDevice; any other is refused. Missing
+	// fields are Off.
 	Fields map[string]string `json:"fields,omitempty"`
 
 	// CacheTTL is how long settings read from the core are kept. Default: 30s.

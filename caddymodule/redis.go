@@ -13,11 +13,12 @@ import (
 
 // RedisConfig connects the module to Redis: standalone, Sentinel or Cluster.
 type RedisConfig struct {
-	// URL is a redis:// or rediss:// URL; an alternative to Addresses, Username, Password and DB.
+	// URL is a redis:// or rediss:// URL of one server. It holds the username, password and
+	// database, so it cannot be combined with Addresses, Username, Password, DB or MasterName.
 	URL string `json:"url,omitempty"`
 
 	// Addresses are host:port pairs: one for a standalone server, several for a Cluster, or the
-	// Sentinels when MasterName is set.
+	// Sentinels when MasterName is set. In the Caddyfile: address (addresses is accepted too).
 	Addresses []string `json:"addresses,omitempty"`
 
 	// MasterName is the Sentinel master name; setting it selects Sentinel.
