@@ -111,7 +111,7 @@ cmd_build() {
 	fi
 	local xcaddy
 	xcaddy="$(find_xcaddy)"
-	log "building $CADDY_BIN (Caddy $CADDY_VERSION_PIN + $MODULE); a cold build takes 2-3 min on 2 idle cores, 10 on busy ones"
+	log "building $CADDY_BIN (Caddy $CADDY_VERSION_PIN + $MODULE); a cold build takes 2-3 min on 2 cores, up to 10 when Caddy's modules must be downloaded too"
 	# The same recipe as the README's "Building into your own Caddy", with
 	# this checkout as the module's source.
 	CADDY_VERSION="$CADDY_VERSION_PIN" "$xcaddy" build "$CADDY_VERSION_PIN" \
