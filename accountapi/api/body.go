@@ -95,6 +95,61 @@ func (f *fields) object(key string, path ...any) (value map[string]json.RawMessa
 	return value, true
 }
 
+// requiredString reads a required string member ("" when it is missing or not a string, with
+// the issue recorded).
+func (f *fields) requiredString(key string, path ...any) string {
+	v, present := f.str(key, false, path...)
+	if !present {
+		f.issues = append(f.issues, apierror.Required("string", append(path, key)...))
+	}
+	if v == nil {
+		return ""
+	}
+	return *v
+}
+
+// boolean reads a boolean member; required makes a missing one an issue. nil when it is
+// missing or not a boolean.
+func (f *fields) boolean(key string, required bool, path ...any) *bool {
+	raw, ok := f.obj[key]
+	if !ok {
+		if required {
+			f.issues = append(f.issues, apierror.Required("boolean", append(path, key)...))
+		}
+		return nil
+	}
+	if jsonType(raw) != "boolean" {
+		f.issues = append(f.issues, apierror.InvalidType("boolean", jsonType(raw), append(path, key)...))
+		return nil
+	}
+	b := string(bytes.TrimSpace(raw)) == "true"
+	return &b
+}
+
+// strings reads a required array of strings, with an issue for each item that is not one.
+func (f *fields) strings(key string) []string {
+	raw, ok := f.obj[key]
+	if !ok {
+		f.issues = append(f.issues, apierror.Required("array", key))
+		return nil
+	}
+	var items []json.RawMessage
+	if jsonType(raw) != "array" || json.Unmarshal(raw, &items) != nil {
+		f.issues = append(f.issues, apierror.InvalidType("array", jsonType(raw), key))
+		return nil
+	}
+	out := make([]string, 0, len(items))
+	for i, item := range items {
+		var s string
+		if jsonType(item) != "string" || json.Unmarshal(item, &s) != nil {
+			f.issues = append(f.issues, apierror.InvalidType("string", jsonType(item), key, i))
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // check records an invalid_string issue when ok is false.
 func (f *fields) check(ok bool, validation, message string, path ...any) {
 	if !ok {

@@ -35,6 +35,10 @@ type fakeCore struct {
 	codes      map[string]string // recipient value → live code
 	fail       map[string]error  // method name → error
 	calls      []string
+	// mfa and logtoConfigs are the users' MFA factors (with their secrets) and settings
+	// (mfa_fake_test.go).
+	mfa          map[string][]fakeFactor
+	logtoConfigs map[string]*identitycore.LogtoConfig
 }
 
 func newFakeCore() *fakeCore {
@@ -45,6 +49,9 @@ func newFakeCore() *fakeCore {
 		connectors: map[string]*identitycore.Connector{},
 		codes:      map[string]string{},
 		fail:       map[string]error{},
+
+		mfa:          map[string][]fakeFactor{},
+		logtoConfigs: map[string]*identitycore.LogtoConfig{},
 	}
 }
 

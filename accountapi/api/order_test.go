@@ -138,7 +138,11 @@ func socialConnector(b *bench) {
 	b.core.connectors["c1"] = &identitycore.Connector{ID: "c1", ConnectorID: "github", Type: "Social", Target: "github"}
 }
 
-func orderCases() []orderCase {
+func orderCases(t *testing.T) []orderCase {
+	return append(baseOrderCases(), mfaOrderCases(t)...)
+}
+
+func baseOrderCases() []orderCase {
 	primary := func(method, path, field string, body func(b *bench) string) orderCase {
 		c := orderCase{
 			name: method + " " + path,
@@ -316,7 +320,7 @@ func orderCases() []orderCase {
 }
 
 func TestCheckOrder(t *testing.T) {
-	for _, tc := range orderCases() {
+	for _, tc := range orderCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			prepare := func() (*bench, request) {
 				b := newBench(t)
@@ -345,7 +349,7 @@ func TestCheckOrder(t *testing.T) {
 // Every route of the table has a check-order case, so a route added without one fails here.
 func TestEveryRouteHasACheckOrderCase(t *testing.T) {
 	covered := map[string]bool{}
-	for _, tc := range orderCases() {
+	for _, tc := range orderCases(t) {
 		covered[tc.name] = true
 	}
 	for _, rt := range newBench(t).h.routeTable() {

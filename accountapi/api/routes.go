@@ -170,6 +170,58 @@ func (h *Handler) routeTable() []route {
 			guard:   jsonBody(decodeSocialAnswer),
 			serve:   h.verifySocial,
 		},
+		{pattern: "GET /api/my-account/mfa-settings", // N5
+			checks: []check{scope("identities", 401), field(read, "mfa")},
+			serve:  h.getMfaSettings,
+		},
+		{
+			pattern: "PATCH /api/my-account/mfa-settings", revalidate: true, // N6
+			audit: "account.mfa.settings.update", auditFields: []string{"mfa"},
+			guard:  jsonBody(decodeMfaSettings),
+			checks: []check{stepUp(), scope("identities", 401), firstParty(), field(edit, "mfa")},
+			serve:  h.patchMfaSettings,
+		},
+		{
+			pattern: "GET /api/my-account/logto-configs", // N7
+			checks:  []check{scope("identities", 401), field(read, passkeyField)},
+			serve:   h.getLogtoConfigs,
+		},
+		{
+			pattern: "PATCH /api/my-account/logto-configs", revalidate: true, // N8
+			audit: "account.logtoConfigs.update", auditFields: []string{"mfa", "passkeySignIn"},
+			guard:  jsonBody(decodeLogtoConfigPatch),
+			checks: []check{stepUp(), scope("identities", 401), firstParty(), field(edit, passkeyField)},
+			serve:  h.patchLogtoConfigs,
+		},
+		{
+			pattern: "GET /api/my-account/mfa-verifications", // N16: the field before the scope
+			checks:  []check{field(read, "mfa"), scope("identities", 401)},
+			serve:   h.listMfaVerifications,
+		},
+		{
+			pattern: "POST /api/my-account/mfa-verifications", revalidate: true, // N17
+			audit: "account.mfa.bind", auditFields: []string{"mfa"},
+			guard:  jsonBody(decodeMfaBinding),
+			checks: []check{stepUp(), fieldBy(edit, bindingField), scope("identities", 401), firstParty()},
+			serve:  h.bindMfa,
+		},
+		{
+			pattern: "PUT /api/my-account/mfa-verifications/totp", revalidate: true, // N18
+			audit: "account.mfa.totp.replace", auditFields: []string{"mfa"},
+			guard:  jsonBody(decodeTotpReplacement),
+			checks: []check{stepUp(), field(edit, "mfa"), scope("identities", 401), firstParty()},
+			serve:  h.replaceTotp,
+		},
+		// N19, N20: no scope, field, step-up or first-party check, as Logto.
+		{pattern: "POST /api/my-account/mfa-verifications/totp-secret/generate", serve: h.generateTotpSecretRoute},
+		{pattern: "POST /api/my-account/mfa-verifications/backup-codes/generate", serve: h.generateBackupCodesRoute},
+		{
+			// N23: the field depends on the factor's type, known once the factor is found.
+			pattern: "DELETE /api/my-account/mfa-verifications/{verificationId}", revalidate: true,
+			audit: "account.mfa.delete", auditFields: []string{"mfa"},
+			checks: []check{stepUp(), scope("identities", 401), firstParty()},
+			serve:  h.deleteMfaVerification,
+		},
 	}
 }
 

@@ -68,6 +68,15 @@ var messages = map[string]string{
 	"connector.invalid_response":                              "The connector's response is invalid.",
 	"user.identity_not_exists_in_current_user":                "The specified identity does not exist in the current user account. Please link the identity before proceeding.",
 	"verification_record.store_unavailable":                   "The verification service is unavailable. Please try again later.",
+
+	"session.mfa.mfa_factor_not_enabled":       "MFA factor is not enabled.",
+	"session.mfa.invalid_totp_code":            "Invalid TOTP code.",
+	"session.mfa.backup_code_can_not_be_alone": "Backup code can not be the only MFA.",
+	"user.totp_already_in_use":                 "TOTP is already in use.",
+	"user.backup_code_already_in_use":          "Backup code is already in use.",
+	"user.totp_secret_invalid":                 "Invalid TOTP secret supplied.",
+	"user.wrong_backup_code_format":            "Backup code format is invalid.",
+	"request.not_reproducible":                 "This operation is served only by the identity core's own Account API: its Management API cannot express it.",
 }
 
 // Message returns the English message for code, or the code itself when it is not catalogued.
@@ -124,6 +133,16 @@ var (
 	ScopeMissingExplicit  = New(http.StatusUnauthorized, "auth.unauthorized")          // Logto NOW's explicit 401 on the identities routes
 	SubaddressingRejected = New(http.StatusUnprocessableEntity, "session.email_blocklist.email_subaddressing_not_allowed")
 	InvalidEmail          = New(http.StatusBadRequest, "session.email_blocklist.invalid_email")
+
+	MfaFactorNotEnabled     = New(http.StatusBadRequest, "session.mfa.mfa_factor_not_enabled")
+	InvalidTotpCode         = New(http.StatusBadRequest, "session.mfa.invalid_totp_code")
+	BackupCodeCannotBeAlone = New(http.StatusUnprocessableEntity, "session.mfa.backup_code_can_not_be_alone")
+	TotpAlreadyInUse        = New(http.StatusUnprocessableEntity, "user.totp_already_in_use")
+	BackupCodeAlreadyInUse  = New(http.StatusUnprocessableEntity, "user.backup_code_already_in_use")
+	TotpSecretInvalid       = New(http.StatusBadRequest, "user.totp_secret_invalid") // the Account API's 400; the Management API says 422
+	WrongBackupCodeFormat   = New(http.StatusUnprocessableEntity, "user.wrong_backup_code_format")
+	// NotReproducible answers a Logto route the module cannot serve through the Management API.
+	NotReproducible = New(http.StatusNotImplemented, "request.not_reproducible")
 )
 
 // Interpolated returns the error for code with {{name}} placeholders of its message filled in,

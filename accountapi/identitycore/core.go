@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 )
@@ -52,6 +53,18 @@ type Core interface {
 	PutIdentity(ctx context.Context, id, target string, identity Identity) error
 	// DeleteIdentity unlinks the social identity of a connector target.
 	DeleteIdentity(ctx context.Context, id, target string) error
+
+	// MfaVerifications lists the user's MFA factors as the core shows them: no secrets.
+	MfaVerifications(ctx context.Context, id string) ([]MfaVerification, error)
+	// AddMfaVerification binds a TOTP (Secret) or backup-code (Codes) factor. The core does not
+	// check a code and does not set the user's mfa.enabled (see UpdateLogtoConfig).
+	AddMfaVerification(ctx context.Context, id string, factor NewMfaVerification) error
+	// DeleteMfaVerification removes one factor by its id.
+	DeleteMfaVerification(ctx context.Context, id, verificationID string) error
+	// LogtoConfig reads the user's MFA and passkey sign-in settings.
+	LogtoConfig(ctx context.Context, id string) (*LogtoConfig, error)
+	// UpdateLogtoConfig merges the given settings into the user's and returns the result.
+	UpdateLogtoConfig(ctx context.Context, id string, patch LogtoConfigPatch) (*LogtoConfig, error)
 }
 
 // Identifier is an address a verification code goes to: Type "email" or "phone".
@@ -149,6 +162,23 @@ type SignInExperience struct {
 	UsernamePolicy       UsernamePolicy       `json:"usernamePolicy"`
 	PasswordPolicy       PasswordPolicy       `json:"passwordPolicy"`
 	EmailBlocklistPolicy EmailBlocklistPolicy `json:"emailBlocklistPolicy"`
+	Mfa                  MfaPolicy            `json:"mfa"`
+	PasskeySignIn        struct {
+		// Enabled lets users sign in with a passkey, which also lets them bind WebAuthn.
+		Enabled bool `json:"enabled"`
+	} `json:"passkeySignIn"`
+}
+
+// FactorEnabled reports whether users may bind factors of type factor: listed in mfa.factors,
+// or, for WebAuthn, passkey sign-in on (Logto's POST /api/my-account/mfa-verifications).
+func (s *SignInExperience) FactorEnabled(factor string) bool {
+	return slices.Contains(s.Mfa.Factors, factor) || (factor == MfaWebAuthn && s.PasskeySignIn.Enabled)
+}
+
+// MfaPolicy is the sign-in experience's mfa member: the factors users may bind (MfaTotp, ...).
+type MfaPolicy struct {
+	Factors []string `json:"factors"`
+	Policy  string   `json:"policy,omitempty"`
 }
 
 // PasswordPolicy is Logto's passwordPolicy. Absent members take Logto's defaults (see
@@ -188,6 +218,65 @@ type UsernamePolicy struct {
 		Numbers    bool `json:"numbers"`
 		Underscore bool `json:"underscore"`
 	} `json:"allowedChars,omitempty"`
+}
+
+// Logto's MFA factor types (MfaFactor).
+const (
+	MfaTotp       = "Totp"
+	MfaWebAuthn   = "WebAuthn"
+	MfaBackupCode = "BackupCode"
+)
+
+// MfaVerification is one bound MFA factor as Logto lists it (transpileUserMfaVerifications):
+// id, createdAt and type always; WebAuthn adds lastUsedAt, agent and name; BackupCode adds
+// remainCodes, the number of unused codes.
+type MfaVerification struct {
+	ID          string  `json:"id"`
+	CreatedAt   string  `json:"createdAt"`
+	Type        string  `json:"type"`
+	LastUsedAt  *string `json:"lastUsedAt,omitempty"`
+	Agent       *string `json:"agent,omitempty"`
+	Name        *string `json:"name,omitempty"`
+	RemainCodes *int    `json:"remainCodes,omitempty"`
+}
+
+// NewMfaVerification is a factor to bind: Type MfaTotp with Secret, or MfaBackupCode with Codes.
+type NewMfaVerification struct {
+	Type   string   `json:"type"`
+	Secret string   `json:"secret,omitempty"`
+	Codes  []string `json:"codes,omitempty"`
+}
+
+// LogtoConfig is a user's logto-configs answer: MFA and passkey sign-in choices. Mfa.Enabled
+// is nil when unknown (users from before Logto recorded it).
+type LogtoConfig struct {
+	Mfa struct {
+		Enabled         *bool `json:"enabled,omitempty"`
+		Skipped         bool  `json:"skipped"`
+		SkipMfaOnSignIn bool  `json:"skipMfaOnSignIn"`
+	} `json:"mfa"`
+	PasskeySignIn struct {
+		Skipped bool `json:"skipped"`
+	} `json:"passkeySignIn"`
+}
+
+// LogtoConfigPatch is a logto-configs update; nil members are left as they are.
+type LogtoConfigPatch struct {
+	Mfa           *MfaDataPatch           `json:"mfa,omitempty"`
+	PasskeySignIn *PasskeySignInDataPatch `json:"passkeySignIn,omitempty"`
+}
+
+// MfaDataPatch is the mfa member of a logto-configs update.
+type MfaDataPatch struct {
+	Enabled                            *bool `json:"enabled,omitempty"`
+	Skipped                            *bool `json:"skipped,omitempty"`
+	AdditionalBindingSuggestionSkipped *bool `json:"additionalBindingSuggestionSkipped,omitempty"`
+	SkipMfaOnSignIn                    *bool `json:"skipMfaOnSignIn,omitempty"`
+}
+
+// PasskeySignInDataPatch is the passkeySignIn member of a logto-configs update.
+type PasskeySignInDataPatch struct {
+	Skipped *bool `json:"skipped,omitempty"`
 }
 
 // ErrInvalidCredentials is VerifyPassword's answer to a wrong (or absent) password.

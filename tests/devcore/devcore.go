@@ -32,6 +32,8 @@
 //	POST   /api/verification-codes/verify   {email|phone, verificationCode}
 //	GET    /api/connectors, GET /api/connectors/{id}   mock social, email and SMS connectors
 //	POST   /api/connectors/{connectorId}/authorization-uri
+//	GET    /api/users/{userId}/mfa-verifications, POST, DELETE …/{verificationId}   (mfa.go)
+//	GET    /api/users/{userId}/logto-configs, PATCH
 //	GET    /dev/verification-codes?to=…     dev only: the last code sent to an address
 //	POST   /dev/tokens                      dev only: {userId, scope, clientId?, expiresIn?, format?, audience?}
 //	POST   /dev/tokens/revoke               dev only: {token}
@@ -240,6 +242,9 @@ func (c *Core) routes() http.Handler {
 		"GET /api/connectors/{id}":                             c.handleGetConnector,
 		"POST /api/connectors/{connectorId}/authorization-uri": c.handleAuthorizationURI,
 	} {
+		mux.Handle(pattern, c.management(pattern, h))
+	}
+	for pattern, h := range c.mfaRoutes() {
 		mux.Handle(pattern, c.management(pattern, h))
 	}
 

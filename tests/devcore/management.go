@@ -320,9 +320,16 @@ func (c *Core) handlePatchSignInExp(w http.ResponseWriter, r *http.Request) {
 			g.typeIssue(path{m.Key}, want, v)
 			continue
 		}
+		if m.Key == "mfa" {
+			g.mfaPolicy(v)
+		}
 		updates = append(updates, m)
 	}
 	if g.refused(w) {
+		return
+	}
+	if e := mfaPolicyRefusal(patch); e != nil {
+		e.write(w)
 		return
 	}
 	for _, m := range updates {

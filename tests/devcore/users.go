@@ -36,6 +36,9 @@ type user struct {
 	// keep plaintext either.
 	passwordSalt []byte
 	passwordHash []byte
+	// The MFA columns (mfa.go): not part of the user body, as in Logto.
+	mfaVerifications []mfaFactor
+	logtoConfig      logtoConfig
 }
 
 // identity is one social identity, keyed by connector target.

@@ -391,6 +391,36 @@ func errorCode(body []byte) string {
 	return e.Error
 }
 
+// maxIDLength bounds an id placed in a Management API path; Logto's ids are 12 (users) or 21
+// (everything else) characters.
+const maxIDLength = 128
+
+// pathSegment checks an id before it goes into a Management API path. Logto generates ids
+// from [0-9a-z] (nanoid); letters of both cases, digits, '_' and '-' are accepted, so an id
+// never needs escaping and can never be a dot segment ("." or "..") or carry a '/', '%' or '?'
+// that would make the core read another route. A refused id is answered as the core answers an
+// id it does not know.
+func pathSegment(id string) (string, error) {
+	ok := id != "" && len(id) <= maxIDLength
+	for i := 0; ok && i < len(id); i++ {
+		b := id[i]
+		ok = b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b == '_' || b == '-'
+	}
+	if !ok {
+		return "", &identitycore.Error{Status: http.StatusNotFound, Code: "entity.not_found"}
+	}
+	return id, nil
+}
+
+// userPath is /api/users/{id} followed by rest, with id checked by pathSegment.
+func userPath(id, rest string) (string, error) {
+	seg, err := pathSegment(id)
+	if err != nil {
+		return "", err
+	}
+	return "/api/users/" + seg + rest, nil
+}
+
 func basicAuth(user, pass string) string {
 	req := http.Request{Header: http.Header{}}
 	req.SetBasicAuth(user, pass)
