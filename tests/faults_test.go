@@ -24,7 +24,8 @@ import (
 // faultProxy sits between the module and the dev core (on loopback) and injects core faults.
 type faultProxy struct {
 	srv  *httptest.Server
-	mode atomic.Value // "pass", "down", "slow", "5xx"
+	mode atomic.Value // "pass", "down", "slow", "5xx", "writes-5xx", "when-5xx"
+	when atomic.Pointer[func(*http.Request) bool]
 }
 
 func newFaultProxy(t *testing.T, target string) *faultProxy {
@@ -47,6 +48,12 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 			}
 		case "5xx":
 			http.Error(w, "upstream trouble", http.StatusBadGateway)
+		case "when-5xx": // the requests failWhen picked fail, the others pass
+			if when := f.when.Load(); when != nil && (*when)(r) {
+				http.Error(w, "upstream trouble", http.StatusBadGateway)
+				return
+			}
+			rp.ServeHTTP(w, r)
 		case "writes-5xx": // reads and checks work; the user writes fail
 			if r.Method != http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/users/") && !strings.HasSuffix(r.URL.Path, "/verify") {
 				http.Error(w, "upstream trouble", http.StatusBadGateway)
@@ -62,6 +69,12 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 }
 
 func (f *faultProxy) set(mode string) { f.mode.Store(mode) }
+
+// failWhen makes the requests fail picks answer 502 (mode "when-5xx").
+func (f *faultProxy) failWhen(fail func(*http.Request) bool) {
+	f.when.Store(&fail)
+	f.set("when-5xx")
+}
 
 func TestCoreFaults(t *testing.T) {
 	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")

@@ -3,13 +3,9 @@ package tests
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -559,32 +555,9 @@ func TestMfaWritesInvalidateAndAudit(t *testing.T) {
 	}
 }
 
-// failingRoute proxies to the dev core and answers 502 to the requests fail matches, so a test
-// can break one Management API call in the middle of an Account API request.
-type failingRoute struct {
-	srv  *httptest.Server
-	fail atomic.Pointer[func(*http.Request) bool]
-}
-
-func newFailingRoute(t *testing.T, target string) *failingRoute {
-	u, _ := url.Parse(target)
-	rp := httputil.NewSingleHostReverseProxy(u)
-	f := &failingRoute{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if fail := f.fail.Load(); fail != nil && (*fail)(r) {
-			http.Error(w, "upstream trouble", http.StatusBadGateway)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-// failOn makes requests with this method whose path ends in suffix fail ("" method: none).
-func (f *failingRoute) failOn(method, suffix string) {
-	fn := func(r *http.Request) bool { return r.Method == method && strings.HasSuffix(r.URL.Path, suffix) }
-	f.fail.Store(&fn)
+// failOn makes the Management API calls with this method whose path ends in suffix fail.
+func failOn(proxy *faultProxy, method, suffix string) {
+	proxy.failWhen(func(r *http.Request) bool { return r.Method == method && strings.HasSuffix(r.URL.Path, suffix) })
 }
 
 // A core failure in the middle of a binding leaves nothing half-written: when mfa.enabled
@@ -596,7 +569,7 @@ func TestMfaCoreFailureMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	proxy := newFailingRoute(t, srv.URL)
+	proxy := newFaultProxy(t, srv.URL)
 	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "policy_cache_ttl 1ms"})
 	e.setFields(map[string]string{"mfa": "Edit"})
 	e.setFactors("Totp", "BackupCode")
@@ -605,25 +578,25 @@ func TestMfaCoreFailureMidWrite(t *testing.T) {
 	secret := e.newSecret(tok)
 	bind := map[string]any{"type": "Totp", "secret": secret, "code": totpCode(t, secret)}
 
-	proxy.failOn("PATCH", "/logto-configs")
+	failOn(proxy, "PATCH", "/logto-configs")
 	expectError(t, e.do("POST", mfaPath, tok, bind, vidHeader, vid), http.StatusServiceUnavailable, "identity_core.unavailable")
 	if f := e.factors(devcore.DemoUserID); len(f) != 0 {
 		t.Fatalf("a failed binding left a factor: %v", f)
 	}
-	proxy.failOn("", "")
+	proxy.set("pass")
 	if r := e.do("POST", mfaPath, tok, bind, vidHeader, vid); r.status != http.StatusNoContent {
 		t.Fatalf("retry: %d %s", r.status, r.body)
 	}
 	old := e.factors(devcore.DemoUserID)
 
 	next := e.newSecret(tok)
-	proxy.failOn("DELETE", "/mfa-verifications/"+old[0]["id"].(string))
+	failOn(proxy, "DELETE", "/mfa-verifications/"+old[0]["id"].(string))
 	expectError(t, e.do("PUT", mfaPath+"/totp", tok, map[string]any{"secret": next, "code": totpCode(t, next)}, vidHeader, vid),
 		http.StatusServiceUnavailable, "identity_core.unavailable")
 	if f := e.factors(devcore.DemoUserID); len(f) != 1 || f[0]["id"] != old[0]["id"] {
 		t.Fatalf("a failed replacement lost the old TOTP: %v", f)
 	}
-	proxy.failOn("", "")
+	proxy.set("pass")
 }
 
 // A burst of concurrent bindings of the same factor: exactly one wins, the others get Logto's 422, and the core holds one factor of each kind.

@@ -7,14 +7,13 @@ import (
 	"testing"
 )
 
-// TestMfaVerifications drives the MFA Management API routes through Logto's rules and checks
-// every answer against the Management API document.
-func TestMfaVerifications(t *testing.T) {
+// validatedCalls returns a function that makes a Management API call to a new core, expects a
+// status and checks the answer against the Management API document.
+func validatedCalls(t *testing.T) func(method, path string, body any, status int) response {
 	router := managementRouter(t)
 	tc := newTestCore(t)
 	tok := tc.m2mToken()
-	base := "/api/users/" + DemoUserID
-	call := func(method, path string, body any, status int) response {
+	return func(method, path string, body any, status int) response {
 		t.Helper()
 		req := tc.request(method, path, tok, body)
 		resp := tc.send(req)
@@ -24,6 +23,13 @@ func TestMfaVerifications(t *testing.T) {
 		validateManagementResponse(t, router, req, resp)
 		return resp
 	}
+}
+
+// TestMfaVerifications drives the MFA Management API routes through Logto's rules and checks
+// every answer against the Management API document.
+func TestMfaVerifications(t *testing.T) {
+	call := validatedCalls(t)
+	base := "/api/users/" + DemoUserID
 	list := func() []map[string]any {
 		t.Helper()
 		var out []map[string]any
@@ -98,20 +104,11 @@ func TestMfaVerifications(t *testing.T) {
 // TestLogtoConfigs checks GET/PATCH /api/users/{id}/logto-configs: defaults, a merge of the
 // members given, additionalBindingSuggestionSkipped ignored, the guard, and the document.
 func TestLogtoConfigs(t *testing.T) {
-	router := managementRouter(t)
-	tc := newTestCore(t)
-	tok := tc.m2mToken()
-	path := "/api/users/" + DemoUserID + "/logto-configs"
+	calls := validatedCalls(t)
 	call := func(method, path string, body any, status int) string {
-		t.Helper()
-		req := tc.request(method, path, tok, body)
-		resp := tc.send(req)
-		if resp.status != status {
-			t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.status, status, resp.body)
-		}
-		validateManagementResponse(t, router, req, resp)
-		return string(resp.body)
+		return string(calls(method, path, body, status).body)
 	}
+	path := "/api/users/" + DemoUserID + "/logto-configs"
 	if got := call("GET", path, nil, 200); got != `{"mfa":{"skipped":false,"skipMfaOnSignIn":false},"passkeySignIn":{"skipped":false}}` {
 		t.Fatalf("defaults (enabled unknown): %s", got)
 	}
