@@ -269,11 +269,11 @@ func TestMfaWebAuthnNotServed(t *testing.T) {
 	e.mgmt("PATCH", "/api/sign-in-exp", map[string]any{"passkeySignIn": map[string]any{"enabled": true}})
 	time.Sleep(5 * time.Millisecond) // past policy_cache_ttl
 	// ... then a stable 501: the Management API cannot write a WebAuthn credential.
-	expectError(t, e.do("POST", mfaPath, tok, body, vidHeader, vid), http.StatusNotImplemented, "request.not_reproducible")
+	expectError(t, e.do("POST", mfaPath, tok, body, vidHeader, vid), http.StatusNotImplemented, "request.not_implemented")
 	e.setFactors("WebAuthn")
 	e.mgmt("PATCH", "/api/sign-in-exp", map[string]any{"passkeySignIn": map[string]any{"enabled": false}})
 	time.Sleep(5 * time.Millisecond)
-	expectError(t, e.do("POST", mfaPath, tok, body, vidHeader, vid), http.StatusNotImplemented, "request.not_reproducible")
+	expectError(t, e.do("POST", mfaPath, tok, body, vidHeader, vid), http.StatusNotImplemented, "request.not_implemented")
 	expectError(t, e.do("POST", mfaPath, tok, map[string]any{"type": "WebAuthn"}, vidHeader, vid), http.StatusBadRequest, "guard.invalid_input")
 }
 

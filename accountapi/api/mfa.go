@@ -41,7 +41,7 @@ func factorField(t string) string {
 func bindingField(c *call) (string, error) { return factorField(input[mfaBinding](c).Type), nil }
 
 // webAuthnNotServed answers a WebAuthn binding, which only Logto's own Account API can make.
-var webAuthnNotServed = apierror.NotReproducible
+var webAuthnNotServed = apierror.NotImplemented
 
 // ---- mfa-settings (N5, N6) ----
 

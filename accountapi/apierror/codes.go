@@ -76,7 +76,7 @@ var messages = map[string]string{
 	"user.backup_code_already_in_use":          "Backup code is already in use.",
 	"user.totp_secret_invalid":                 "Invalid TOTP secret supplied.",
 	"user.wrong_backup_code_format":            "Backup code format is invalid.",
-	"request.not_reproducible":                 "This operation is served only by the identity core's own Account API: its Management API cannot express it.",
+	"request.not_implemented":                  "This route of Logto's Account API cannot be served through the Management API.",
 }
 
 // Message returns the English message for code, or the code itself when it is not catalogued.
@@ -141,8 +141,9 @@ var (
 	BackupCodeAlreadyInUse  = New(http.StatusUnprocessableEntity, "user.backup_code_already_in_use")
 	TotpSecretInvalid       = New(http.StatusBadRequest, "user.totp_secret_invalid") // the Account API's 400; the Management API says 422
 	WrongBackupCodeFormat   = New(http.StatusUnprocessableEntity, "user.wrong_backup_code_format")
-	// NotReproducible answers a Logto route the module cannot serve through the Management API.
-	NotReproducible = New(http.StatusNotImplemented, "request.not_reproducible")
+	// NotImplemented is the one answer of every Logto route the Management API cannot express
+	// (WebAuthn registration and naming, reading backup codes, provider tokens, trusted devices).
+	NotImplemented = New(http.StatusNotImplemented, "request.not_implemented")
 )
 
 // Interpolated returns the error for code with {{name}} placeholders of its message filled in,

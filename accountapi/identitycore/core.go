@@ -279,6 +279,11 @@ type PasskeySignInDataPatch struct {
 	Skipped *bool `json:"skipped,omitempty"`
 }
 
+// ErrInvalidID is the answer of a Core method given an id that cannot name anything at the core
+// (empty, too long, characters outside the core's alphabet, a dot segment): such ids are never
+// put in a core URL.
+var ErrInvalidID = errors.New("identitycore: invalid id")
+
 // ErrInvalidCredentials is VerifyPassword's answer to a wrong (or absent) password.
 var ErrInvalidCredentials = errors.New("identitycore: invalid credentials")
 

@@ -391,34 +391,45 @@ func errorCode(body []byte) string {
 	return e.Error
 }
 
-// maxIDLength bounds an id placed in a Management API path; Logto's ids are 12 (users) or 21
-// (everything else) characters.
+// maxIDLength bounds an id put in a core URL: Logto keeps user ids, OIDC session uids and
+// grant ids in varchar(128) columns (oidc-provider makes them 21-character nanoids).
 const maxIDLength = 128
 
-// pathSegment checks an id before it goes into a Management API path. Logto generates ids
-// from [0-9a-z] (nanoid); letters of both cases, digits, '_' and '-' are accepted, so an id
-// never needs escaping and can never be a dot segment ("." or "..") or carry a '/', '%' or '?'
-// that would make the core read another route. A refused id is answered as the core answers an
-// id it does not know.
-func pathSegment(id string) (string, error) {
-	ok := id != "" && len(id) <= maxIDLength
-	for i := 0; ok && i < len(id); i++ {
+// pathID returns id escaped for a core URL path, or ErrInvalidID when it cannot name anything at
+// the core. Logto's ids (its standard ids and oidc-provider's nanoids) use only ASCII letters,
+// digits, '-' and '_', so a dot segment, a slash or a percent sign never reaches the core.
+func pathID(id string) (string, error) {
+	if id == "" || len(id) > maxIDLength {
+		return "", identitycore.ErrInvalidID
+	}
+	for i := 0; i < len(id); i++ {
 		b := id[i]
-		ok = b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b == '_' || b == '-'
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_') {
+			return "", identitycore.ErrInvalidID
+		}
 	}
-	if !ok {
-		return "", &identitycore.Error{Status: http.StatusNotFound, Code: "entity.not_found"}
-	}
-	return id, nil
+	return url.PathEscape(id), nil // a no-op for this alphabet; kept so the rule is visible
 }
 
-// userPath is /api/users/{id} followed by rest, with id checked by pathSegment.
-func userPath(id, rest string) (string, error) {
-	seg, err := pathSegment(id)
+// userPath is /api/users/{id} followed by the escaped segments of rest (each an id).
+func userPath(id string, rest ...string) (string, error) {
+	p, err := pathID(id)
 	if err != nil {
 		return "", err
 	}
-	return "/api/users/" + seg + rest, nil
+	path := "/api/users/" + p
+	for i, seg := range rest {
+		if i%2 == 0 { // a literal collection name
+			path += "/" + seg
+			continue
+		}
+		e, err := pathID(seg)
+		if err != nil {
+			return "", err
+		}
+		path += "/" + e
+	}
+	return path, nil
 }
 
 func basicAuth(user, pass string) string {

@@ -17,7 +17,7 @@ import (
 
 // MfaVerifications implements identitycore.Core.
 func (c *Client) MfaVerifications(ctx context.Context, id string) ([]identitycore.MfaVerification, error) {
-	p, err := userPath(id, "/mfa-verifications")
+	p, err := userPath(id, "mfa-verifications")
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +34,7 @@ func (c *Client) MfaVerifications(ctx context.Context, id string) ([]identitycor
 // AddMfaVerification implements identitycore.Core. The core answers the secret and a QR code
 // (TOTP) or the codes (backup codes); the caller already has them, so the answer is dropped.
 func (c *Client) AddMfaVerification(ctx context.Context, id string, factor identitycore.NewMfaVerification) error {
-	p, err := userPath(id, "/mfa-verifications")
+	p, err := userPath(id, "mfa-verifications")
 	if err != nil {
 		return err
 	}
@@ -43,11 +43,7 @@ func (c *Client) AddMfaVerification(ctx context.Context, id string, factor ident
 
 // DeleteMfaVerification implements identitycore.Core.
 func (c *Client) DeleteMfaVerification(ctx context.Context, id, verificationID string) error {
-	factor, err := pathSegment(verificationID)
-	if err != nil {
-		return err
-	}
-	p, err := userPath(id, "/mfa-verifications/"+factor)
+	p, err := userPath(id, "mfa-verifications", verificationID)
 	if err != nil {
 		return err
 	}
@@ -56,7 +52,7 @@ func (c *Client) DeleteMfaVerification(ctx context.Context, id, verificationID s
 
 // LogtoConfig implements identitycore.Core.
 func (c *Client) LogtoConfig(ctx context.Context, id string) (*identitycore.LogtoConfig, error) {
-	p, err := userPath(id, "/logto-configs")
+	p, err := userPath(id, "logto-configs")
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +65,7 @@ func (c *Client) LogtoConfig(ctx context.Context, id string) (*identitycore.Logt
 
 // UpdateLogtoConfig implements identitycore.Core.
 func (c *Client) UpdateLogtoConfig(ctx context.Context, id string, patch identitycore.LogtoConfigPatch) (*identitycore.LogtoConfig, error) {
-	p, err := userPath(id, "/logto-configs")
+	p, err := userPath(id, "logto-configs")
 	if err != nil {
 		return nil, err
 	}
