@@ -357,7 +357,8 @@ func TestMfaTotpReplacement(t *testing.T) {
 	if r := put(good, vidHeader, vid); r.status != http.StatusNoContent {
 		t.Fatalf("replace: %d %s", r.status, r.body)
 	}
-	if now := e.factors(devcore.DemoUserID); len(now) != 1 || now[0]["type"] != "Totp" || now[0]["id"] == old[0]["id"] {
+	if now := e.factors(devcore.DemoUserID); len(now) != 1 || now[0]["type"] != "Totp" || now[0]["id"] == old[0]["id"] ||
+		now[0]["createdAt"] == old[0]["createdAt"] {
 		t.Fatalf("after the replacement: %v, was %v", now, old)
 	}
 }
