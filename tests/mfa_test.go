@@ -61,6 +61,19 @@ func (e *env) setFactors(factors ...string) {
 	time.Sleep(5 * time.Millisecond) // past policy_cache_ttl: not a timing assertion, a cache expiry
 }
 
+// mfaCallers are the demo user's tokens for the MFA tests: with every MFA scope and a step-up
+// record, without the identities scope, and from a third-party client (which may use the
+// record: records prove a user, whatever client made them, and a third-party client cannot make
+// one).
+func (e *env) mfaCallers() (tok, vid, noScope, third string) {
+	e.t.Helper()
+	tok = e.userToken(mfaScopes)
+	vid = e.passwordRecord(tok, devcore.DemoPassword)
+	noScope = e.userToken(mfaNoScope)
+	third = e.token(devcore.MintRequest{Scope: mfaScopes, ClientID: devcore.ThirdPartyAppID})
+	return tok, vid, noScope, third
+}
+
 // factors lists the demo user's factors at the core (Management API, through Caddy).
 func (e *env) factors(userID string) []map[string]any {
 	e.t.Helper()
@@ -162,8 +175,7 @@ func TestMfaGenerators(t *testing.T) {
 
 func TestMfaTotpBinding(t *testing.T) {
 	e := mfaEnv(t)
-	tok := e.userToken(mfaScopes)
-	vid := e.passwordRecord(tok, devcore.DemoPassword)
+	tok, vid, noScope, third := e.mfaCallers()
 	secret := e.newSecret(tok)
 	good := map[string]any{"type": "Totp", "secret": secret, "code": totpCode(t, secret)}
 
@@ -177,8 +189,6 @@ func TestMfaTotpBinding(t *testing.T) {
 	expectError(t, e.do("POST", mfaPath, tok, map[string]any{"type": "Totp", "secret": 5}), http.StatusBadRequest, "guard.invalid_input")
 
 	// Check order (N17): step-up, field, scope (401), first-party, factor enabled.
-	noScope := e.userToken(mfaNoScope)
-	third := e.token(devcore.MintRequest{Scope: mfaScopes, ClientID: devcore.ThirdPartyAppID})
 	expectError(t, e.do("POST", mfaPath, noScope, good), http.StatusUnauthorized, "verification_record.permission_denied")
 	expectError(t, e.do("POST", mfaPath, tok, good, vidHeader, "bogus"), http.StatusUnauthorized, "verification_record.permission_denied")
 	e.setFields(map[string]string{"mfa": "ReadOnly"})
@@ -317,8 +327,7 @@ func TestMfaBackupCodes(t *testing.T) {
 
 func TestMfaTotpReplacement(t *testing.T) {
 	e := mfaEnv(t)
-	tok := e.userToken(mfaScopes)
-	vid := e.passwordRecord(tok, devcore.DemoPassword)
+	tok, vid, noScope, third := e.mfaCallers()
 	put := func(body any, headers ...string) reply { return e.do("PUT", mfaPath+"/totp", tok, body, headers...) }
 
 	// Without a TOTP, the replacement binds one.
@@ -335,8 +344,6 @@ func TestMfaTotpReplacement(t *testing.T) {
 	good := map[string]any{"secret": next, "code": totpCode(t, next)}
 	expectError(t, put(map[string]any{"secret": next}), http.StatusBadRequest, "guard.invalid_input")
 	// Check order (N18): step-up, field, scope (401), first-party, factor enabled, secret, code.
-	noScope := e.userToken(mfaNoScope)
-	third := e.token(devcore.MintRequest{Scope: mfaScopes, ClientID: devcore.ThirdPartyAppID})
 	expectError(t, put(good), http.StatusUnauthorized, "verification_record.permission_denied")
 	e.setFields(map[string]string{"mfa": "ReadOnly"})
 	expectError(t, e.do("PUT", mfaPath+"/totp", noScope, good, vidHeader, vid), http.StatusBadRequest, "account_center.field_not_editable")
@@ -365,8 +372,7 @@ func TestMfaTotpReplacement(t *testing.T) {
 
 func TestMfaFactorDeletion(t *testing.T) {
 	e := mfaEnv(t)
-	tok := e.userToken(mfaScopes)
-	vid := e.passwordRecord(tok, devcore.DemoPassword)
+	tok, vid, noScope, third := e.mfaCallers()
 	e.bindTotp(tok, vid)
 	id := e.factors(devcore.DemoUserID)[0]["id"].(string)
 	otherTok := e.token(devcore.MintRequest{UserID: devcore.OtherUserID, Scope: mfaScopes})
@@ -378,8 +384,6 @@ func TestMfaFactorDeletion(t *testing.T) {
 	}
 
 	// Check order (N23): step-up, scope (401), first-party, the factor exists (400), its field.
-	noScope := e.userToken(mfaNoScope)
-	third := e.token(devcore.MintRequest{Scope: mfaScopes, ClientID: devcore.ThirdPartyAppID})
 	expectError(t, del(noScope, id), http.StatusUnauthorized, "verification_record.permission_denied")
 	expectError(t, del(noScope, id, vidHeader, vid), http.StatusUnauthorized, "auth.unauthorized")
 	expectError(t, del(third, id, vidHeader, vid), http.StatusForbidden, "auth.third_party_application_forbidden")
@@ -421,10 +425,7 @@ func TestMfaFactorDeletion(t *testing.T) {
 
 func TestMfaSettings(t *testing.T) {
 	e := mfaEnv(t)
-	tok := e.userToken(mfaScopes)
-	vid := e.passwordRecord(tok, devcore.DemoPassword)
-	noScope := e.userToken(mfaNoScope)
-	third := e.token(devcore.MintRequest{Scope: mfaScopes, ClientID: devcore.ThirdPartyAppID})
+	tok, vid, noScope, third := e.mfaCallers()
 
 	if r := e.do("GET", mfaSettingsPath, tok, nil); r.status != http.StatusOK || string(r.body) != `{"skipMfaOnSignIn":false}` {
 		t.Fatalf("GET: %d %s", r.status, r.body)
@@ -457,10 +458,7 @@ func TestMfaSettings(t *testing.T) {
 
 func TestLogtoConfigs(t *testing.T) {
 	e := mfaEnv(t)
-	tok := e.userToken(mfaScopes)
-	vid := e.passwordRecord(tok, devcore.DemoPassword)
-	noScope := e.userToken(mfaNoScope)
-	third := e.token(devcore.MintRequest{Scope: mfaScopes, ClientID: devcore.ThirdPartyAppID})
+	tok, vid, noScope, third := e.mfaCallers()
 
 	r := e.do("GET", logtoConfigsPath, tok, nil)
 	if r.status != http.StatusOK || string(r.body) != `{"mfa":{"skipped":false,"skipMfaOnSignIn":false},"passkeySignIn":{"skipped":false}}` {

@@ -227,31 +227,6 @@ func TestMfaBindingCheckOrder(t *testing.T) {
 	}
 }
 
-// runOrderCase is TestCheckOrder's loop for one case.
-func runOrderCase(t *testing.T, tc orderCase) {
-	t.Helper()
-	prepare := func() (*bench, request) {
-		b := newBench(t)
-		req := tc.req
-		req.header = map[string]string{}
-		tc.setup(b, &req)
-		return b, req
-	}
-	b, req := prepare()
-	if a := b.do(req); a.status != tc.ok {
-		t.Fatalf("with every check passing: %d %s %s, want %d", a.status, a.code, a.body, tc.ok)
-	}
-	for i, want := range tc.refusals {
-		b, req := prepare()
-		for _, r := range tc.refusals[i:] {
-			r.breaks(b, &req)
-		}
-		if a := b.do(req); a.status != want.status || a.code != want.code {
-			t.Errorf("%s (and every later refusal): %d %s, want %d %s", want.name, a.status, a.code, want.status, want.code)
-		}
-	}
-}
-
 // The work of the MFA routes: what reaches the core, mfa.enabled, and nothing half-written.
 func TestMfaWork(t *testing.T) {
 	setup := func() (*bench, map[string]string) {

@@ -321,28 +321,33 @@ func baseOrderCases() []orderCase {
 
 func TestCheckOrder(t *testing.T) {
 	for _, tc := range orderCases(t) {
-		t.Run(tc.name, func(t *testing.T) {
-			prepare := func() (*bench, request) {
-				b := newBench(t)
-				req := tc.req
-				req.header = map[string]string{}
-				tc.setup(b, &req)
-				return b, req
-			}
-			b, req := prepare()
-			if a := b.do(req); a.status != tc.ok {
-				t.Fatalf("with every check passing: %d %s %s, want %d", a.status, a.code, a.body, tc.ok)
-			}
-			for i, want := range tc.refusals {
-				b, req := prepare()
-				for _, r := range tc.refusals[i:] {
-					r.breaks(b, &req)
-				}
-				if a := b.do(req); a.status != want.status || a.code != want.code {
-					t.Errorf("%s (and every later refusal): %d %s, want %d %s", want.name, a.status, a.code, want.status, want.code)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { runOrderCase(t, tc) })
+	}
+}
+
+// runOrderCase checks one case: with nothing broken the route answers tc.ok; with every
+// refusal from i on broken, it answers refusal i.
+func runOrderCase(t *testing.T, tc orderCase) {
+	t.Helper()
+	prepare := func() (*bench, request) {
+		b := newBench(t)
+		req := tc.req
+		req.header = map[string]string{}
+		tc.setup(b, &req)
+		return b, req
+	}
+	b, req := prepare()
+	if a := b.do(req); a.status != tc.ok {
+		t.Fatalf("with every check passing: %d %s %s, want %d", a.status, a.code, a.body, tc.ok)
+	}
+	for i, want := range tc.refusals {
+		b, req := prepare()
+		for _, r := range tc.refusals[i:] {
+			r.breaks(b, &req)
+		}
+		if a := b.do(req); a.status != want.status || a.code != want.code {
+			t.Errorf("%s (and every later refusal): %d %s, want %d %s", want.name, a.status, a.code, want.status, want.code)
+		}
 	}
 }
 
