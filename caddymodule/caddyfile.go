@@ -63,14 +63,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			cache_ttl <duration>
 //		}
 //		rate_limits {
-//			code_send_per_identifier <max> <window>
-//			code_send_per_user       <max> <window>
-//			code_tries_per_record    <max>
-//			code_check_per_user      <max> <window>
-//			password_failures        <max> <window>
+//			code_send_per_identifier  <max> <window> | off
+//			code_send_per_user        <max> <window> | off
+//			code_send_per_ip          <max> <window> | off
+//			code_send_plus_addressing fold|distinct
+//			code_tries_per_record     <max>
+//			code_check_per_user       <max> <window> | off
+//			password_failures_per_ip  <max> <window> | off
+//			token_failures_per_ip     <max> <window> | off
 //		}
 //		cors_origins     <origin...>
 //		max_body_size    <size>
+//		body_timeout     <duration>
 //		policy_cache_ttl <duration>
 //		profile_cache off | {
 //			max_age     <duration>
@@ -80,6 +84,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		webhook [<path>] {
 //			path        <path>
 //			signing_key <key...>
+//			max_age     <duration>
 //		}
 //	}
 //
@@ -122,6 +127,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CORSOrigins = append(h.CORSOrigins, d.RemainingArgs()...)
 		case "max_body_size":
 			err = sizeArg(d, &h.MaxBodySize)
+		case "body_timeout":
+			err = positiveDurationArg(d, &h.BodyTimeout)
 		case "jwt":
 			err = h.unmarshalJWT(d)
 		case "redis":
@@ -297,6 +304,10 @@ func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Webhook.SigningKeys = append(h.Webhook.SigningKeys, keys...)
+		case "max_age":
+			if err := positiveDurationArg(d, &h.Webhook.MaxAge); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized webhook option %q", d.Val())
 		}

@@ -3,13 +3,13 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/identitycore/logto"
 )
 
 // The module's Prometheus collectors. They are created once per process and registered into the
@@ -71,14 +71,14 @@ func init() {
 	metrics.introspection = prometheus.NewHistogramVec(hopts("introspection_duration_seconds",
 		`Token introspection calls to the core, by outcome ("ok", "error").`), []string{"outcome"})
 	metrics.coreRequests = prometheus.NewHistogramVec(hopts("core_request_duration_seconds",
-		`Calls to the core other than introspection, by operation (method and path with ids replaced by ":id") and outcome ("ok", "refused", "error").`),
+		`Calls to the core other than introspection, by operation (method and path template with ids as ":id", a fixed set) and outcome ("ok", "refused", "error").`),
 		[]string{"op", "outcome"})
 	metrics.redisErrors = prometheus.NewCounterVec(prometheus.CounterOpts(opts("redis_errors_total",
 		`Failed Redis calls, by component ("token_cache", "profile_cache", "invalidation").`)), []string{"component"})
 	metrics.invalidations = prometheus.NewCounterVec(prometheus.CounterOpts(opts("profile_invalidations_total",
 		`Cached profiles dropped, by source ("write", "management_api", "webhook", "peer", "resync").`)), []string{"source"})
 	metrics.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts(opts("webhooks_total",
-		`Webhook deliveries, by outcome ("accepted", "ignored", "bad_signature", "bad_request").`)), []string{"outcome"})
+		`Webhook deliveries, by outcome ("accepted", "ignored", "stale", "replayed", "bad_signature", "bad_request").`)), []string{"outcome"})
 
 	metrics.cacheCounters = map[cacheLabel]prometheus.Counter{}
 	for _, layer := range []string{"local", "shared"} {
@@ -175,33 +175,17 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	case resp.StatusCode >= 400:
 		outcome = "refused"
 	}
-	if strings.HasSuffix(r.URL.Path, "/oidc/token/introspection") {
+	op := logto.Operation(r)
+	if op == "POST /oidc/token/introspection" {
 		if outcome == "refused" {
 			outcome = "error" // the core refused the gateway's credentials
 		}
 		metrics.introspection.WithLabelValues(outcome).Observe(elapsed)
 		return resp, err
 	}
-	metrics.coreRequests.WithLabelValues(r.Method+" "+opPath(r.URL.Path), outcome).Observe(elapsed)
-	return resp, err
-}
-
-// pathWords are the path segments of the core's API kept in metric labels; every other segment
-// (user ids, application ids, connector targets) becomes ":id".
-var pathWords = map[string]bool{
-	"api": true, "users": true, "profile": true, "password": true, "verify": true, "identities": true,
-	"account-center": true, "sign-in-exp": true, "applications": true, "oidc": true, "token": true,
-	"jwks": true, "custom-data": true, "is-suspended": true, "mfa-verifications": true,
-	"verification-codes": true, "verifications": true, "social": true, "authorization-uri": true,
-	"sso-connectors": true, "connectors": true, "has-password": true, "personal-access-tokens": true,
-}
-
-func opPath(p string) string {
-	segs := strings.Split(strings.Trim(p, "/"), "/")
-	for i, s := range segs {
-		if !pathWords[s] {
-			segs[i] = ":id"
-		}
+	if op == "" {
+		op = "other"
 	}
-	return "/" + strings.Join(segs, "/")
+	metrics.coreRequests.WithLabelValues(op, outcome).Observe(elapsed)
+	return resp, err
 }

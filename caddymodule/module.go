@@ -112,6 +112,11 @@ type Handler struct {
 	// 512KB). Default: 1 MiB (Logto's JSON limit).
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
+	// BodyTimeout bounds how long an Account API request's (or a webhook delivery's) body may
+	// take to arrive; a slower one is answered 408 and its connection closed, so slow senders
+	// cannot hold connections. Default: 5s.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+
 	// PolicyCacheTTL is how long the sign-in experience's policies and application lookups are
 	// cached. Default: 1m.
 	PolicyCacheTTL caddy.Duration `json:"policy_cache_ttl,omitempty"`
@@ -178,6 +183,11 @@ type WebhookConfig struct {
 	// {env.LOGTO_WEBHOOK_SIGNING_KEY}. Required. In the Caddyfile: signing_key (one or more
 	// per line; signing_keys is accepted too).
 	SigningKeys []string `json:"signing_keys,omitempty"`
+
+	// MaxAge is how old (by Logto's createdAt) a delivery may be; older ones, and deliveries
+	// seen before by any instance sharing the Redis, are ignored with 204 so that a captured
+	// delivery cannot be replayed. Default: 5m.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
 }
 
 // JWTConfig configures validation of JWT access tokens (RFC 9068).
@@ -290,11 +300,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		})
 		apiCore = h.profiles
 	}
+	limiter, err := h.limiter(shared, keyer)
+	if err != nil {
+		return err
+	}
 	if h.Webhook != nil {
 		h.webhook, err = webhook.New(webhook.Config{
 			SigningKeys: h.Webhook.SigningKeys,
 			UserChanged: h.userChanged("webhook", true),
 			Observe:     func(outcome string) { metrics.webhooks.WithLabelValues(outcome).Inc() },
+			MaxAge:      time.Duration(h.Webhook.MaxAge),
+			BodyTimeout: time.Duration(h.BodyTimeout),
+			Seen:        limiter,
 		})
 		if err != nil {
 			return fmt.Errorf("account_api: %w", err)
@@ -352,12 +369,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Verifications:  verification.NewStore(records, keyer),
 		AllowedOrigins: h.CORSOrigins,
 		MaxBodyBytes:   h.MaxBodySize,
+		BodyTimeout:    time.Duration(h.BodyTimeout),
 		PolicyTTL:      time.Duration(h.PolicyCacheTTL),
 		UserChanged:    h.userChanged("write", false),
 		Observe:        observeRequest,
 		Authenticated:  setAuthPlaceholders,
 		Logger:         h.logger,
-		Protections:    h.protections(shared, keyer),
+		Protections:    h.protections(limiter),
 	})
 
 	if h.bus != nil {
@@ -436,6 +454,9 @@ func (h *Handler) setDefaults() {
 	}
 	if h.MaxBodySize == 0 {
 		h.MaxBodySize = 1 << 20
+	}
+	if h.BodyTimeout == 0 {
+		h.BodyTimeout = caddy.Duration(5 * time.Second)
 	}
 	if h.PolicyCacheTTL == 0 {
 		h.PolicyCacheTTL = caddy.Duration(time.Minute)

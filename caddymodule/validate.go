@@ -116,6 +116,7 @@ func (h *Handler) validate() error {
 	positive("token_cache_ttl", h.TokenCacheTTL)
 	positive("negative_cache_ttl", h.NegativeCacheTTL)
 	positive("policy_cache_ttl", h.PolicyCacheTTL)
+	positive("body_timeout", h.BodyTimeout)
 	count("token_cache_size", int64(h.TokenCacheSize))
 	count("max_body_size", h.MaxBodySize)
 	if h.AccountCenter != nil {
@@ -146,6 +147,7 @@ func (h *Handler) validate() error {
 		}
 	}
 	if w := h.Webhook; w != nil {
+		positive("webhook max_age", w.MaxAge)
 		if !strings.HasPrefix(w.Path, "/") || api.Owns(w.Path) {
 			fail("webhook path %q must start with / and lie outside /api/my-account and /api/verifications", w.Path)
 		}
@@ -247,13 +249,19 @@ func (c *RateLimitsConfig) validate() []error {
 	}{
 		{"code_send_per_identifier", c.CodeSendPerIdentifier},
 		{"code_send_per_user", c.CodeSendPerUser},
+		{"code_send_per_ip", c.CodeSendPerIP},
 		{"code_check_per_user", c.CodeCheckPerUser},
-		{"password_failures", c.PasswordFailures},
+		{"password_failures_per_ip", c.PasswordFailuresPerIP},
+		{"token_failures_per_ip", c.TokenFailuresPerIP},
 	} {
-		if l.limit != nil && (l.limit.Max < 1 || l.limit.Window <= 0) {
-			errs = append(errs, fmt.Errorf("account_api: rate_limits %s: want a max of at least 1 and a positive window, got %d %s",
+		off := l.limit != nil && l.limit.Max == 0 && l.limit.Window == 0
+		if l.limit != nil && !off && (l.limit.Max < 1 || l.limit.Window <= 0) {
+			errs = append(errs, fmt.Errorf("account_api: rate_limits %s: want a max of at least 1 and a positive window (or both 0: off), got %d %s",
 				l.option, l.limit.Max, time.Duration(l.limit.Window)))
 		}
+	}
+	if p := c.CodeSendPlusAddressing; p != "" && p != "fold" && p != "distinct" {
+		errs = append(errs, fmt.Errorf("account_api: rate_limits code_send_plus_addressing %q: want fold or distinct", p))
 	}
 	if c.CodeTriesPerRecord < 0 {
 		errs = append(errs, fmt.Errorf("account_api: rate_limits code_tries_per_record %d must be at least 1", c.CodeTriesPerRecord))

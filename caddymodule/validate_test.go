@@ -108,8 +108,11 @@ func TestConfigureRefusesByName(t *testing.T) {
 		"webhook no key":    {func(h *Handler) { h.Webhook = &WebhookConfig{} }, "webhook needs a signing_key"},
 		"webhook unset key": {func(h *Handler) { h.Webhook = &WebhookConfig{SigningKeys: []string{"{env.ACCOUNT_API_TEST_UNSET}"}} }, "webhook signing_key is empty (it is {env.ACCOUNT_API_TEST_UNSET}"},
 		"rate limit max 0": {func(h *Handler) {
-			h.RateLimits = &RateLimitsConfig{PasswordFailures: &RateLimit{Window: caddy.Duration(time.Minute)}}
-		}, "rate_limits password_failures"},
+			h.RateLimits = &RateLimitsConfig{PasswordFailuresPerIP: &RateLimit{Window: caddy.Duration(time.Minute)}}
+		}, "rate_limits password_failures_per_ip"},
+		"plus addressing": {func(h *Handler) {
+			h.RateLimits = &RateLimitsConfig{CodeSendPlusAddressing: "maybe"}
+		}, "rate_limits code_send_plus_addressing"},
 	} {
 		h := base()
 		c.edit(&h)

@@ -154,6 +154,12 @@ func (r reply) json(t *testing.T) map[string]any {
 // string (sent raw) or a value (sent as JSON).
 func (e *env) call(base, method, path, token string, body any, headers ...string) reply {
 	e.t.Helper()
+	return e.callWith(e.client, base, method, path, token, body, headers...)
+}
+
+// callWith is call through another client (one bound to another client address, say).
+func (e *env) callWith(client *http.Client, base, method, path, token string, body any, headers ...string) reply {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -176,7 +182,7 @@ func (e *env) call(base, method, path, token string, body any, headers ...string
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := e.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -77,3 +77,45 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileIDsNeverReachTheCore sends ids that are not ids where the module would place them
+// in a core URL: none reaches the core, "." and ".." least of all, and each gets Logto's answer
+// for an unknown one.
+func TestHostileIDsNeverReachTheCore(t *testing.T) {
+	e := newEnv(t, options{})
+	tok := e.userToken(allScopes)
+	connectorReads := func() int64 { return e.stats().Management["GET /api/connectors/{id}"] }
+	before := connectorReads()
+	hostile := []string{"..", ".", "../users", "a/b", "../../api/users/" + devcore.DemoUserID, "%2e%2e", "a b",
+		"ü", strings.Repeat("x", 129), "id?x=1", "id#frag", "id\x00", ""}
+	for _, id := range hostile {
+		r := e.do("POST", "/api/verifications/social", tok,
+			map[string]any{"connectorId": id, "state": "s", "redirectUri": "https://app.example/cb"})
+		expectError(t, r, http.StatusUnprocessableEntity, "session.invalid_connector_id")
+	}
+	if n := connectorReads() - before; n != 0 {
+		t.Fatalf("hostile connector ids reached the core %d times", n)
+	}
+	// A well-formed id the core does not know is asked about, and refused the same way.
+	expectError(t, e.do("POST", "/api/verifications/social", tok,
+		map[string]any{"connectorId": "no-such-connector", "state": "s", "redirectUri": "https://app.example/cb"}),
+		http.StatusUnprocessableEntity, "session.invalid_connector_id")
+	if n := connectorReads() - before; n != 1 {
+		t.Fatalf("a well-formed unknown id: %d core reads, want 1", n)
+	}
+	// Identity targets: never linked, never sent to the core.
+	deletes := func() int64 { return e.stats().Management["DELETE /api/users/{userId}/identities/{target}"] }
+	pw := e.passwordRecord(tok, devcore.DemoPassword)
+	for _, target := range []string{"..", "a%2Fb", "%2e%2e", "a.b", strings.Repeat("t", 200)} {
+		r := e.call(e.caddy.URL(), "DELETE", "/api/my-account/identities/"+target, tok, nil, vidHeader, pw)
+		if r.status != http.StatusNotFound {
+			t.Fatalf("target %q: %d %s", target, r.status, r.body)
+		}
+	}
+	if n := deletes(); n != 0 {
+		t.Fatalf("hostile targets reached the core %d times", n)
+	}
+	if logs := e.caddy.Logs(); strings.Contains(logs, "account api request failed") {
+		t.Fatalf("hostile ids made the module log errors:\n%s", grepLines(logs, "request failed"))
+	}
+}

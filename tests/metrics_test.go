@@ -1,25 +1,22 @@
 package tests
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/accountedge/caddy-account-api/tests/devcore"
 )
 
 // metric returns the value of the sample whose line starts with series (name and labels as
 // Prometheus prints them, labels in alphabetical order), or 0 when absent.
 func (e *env) metric(series string) float64 {
 	e.t.Helper()
-	resp, err := e.client.Get(e.caddy.AdminURL() + "/metrics")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(e.metricsText(), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f
@@ -62,12 +59,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// Nothing secret in any label: no token, no user id.
-	resp, err := e.client.Get(e.caddy.AdminURL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := []byte(e.metricsText())
 	for _, secret := range []string{tok, "no-such-token", "demouser"} {
 		if strings.Contains(string(body), secret) {
 			t.Fatalf("metrics contain %q", secret)
@@ -84,5 +76,72 @@ func TestMetrics(t *testing.T) {
 	}
 	if got := e.metric(`caddy_account_api_requests_total{outcome="ok",` + route + `}`); got != 4 {
 		t.Fatalf("after a reload the request counter is %v, want 4", got)
+	}
+}
+
+// series lists the module's metric series (name and labels) on /metrics, and its size.
+func (e *env) series() (map[string]bool, int) {
+	e.t.Helper()
+	text := e.metricsText()
+	out := map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "caddy_account_api_") {
+			name, _, _ := strings.Cut(line, " ")
+			out[name] = true
+		}
+	}
+	return out, len(text)
+}
+
+// metricsText is the first instance's /metrics page.
+func (e *env) metricsText() string {
+	e.t.Helper()
+	resp, err := e.client.Get(e.caddy.AdminURL() + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestMetricSeriesStayBounded drives 1,000 made-up connector ids and 1,000 made-up paths
+// through the module: label values come from route patterns and fixed vocabularies only, so
+// no series appears that a handful of such requests did not already make.
+func TestMetricSeriesStayBounded(t *testing.T) {
+	e := newEnv(t, options{})
+	tok := e.userToken(allScopes)
+	pw := e.passwordRecord(tok, devcore.DemoPassword)
+	drive := func(n int) {
+		for i := 0; i < n; i++ {
+			ids := []string{fmt.Sprintf("conn%d", i), fmt.Sprintf("users/%d/password/verify", i), fmt.Sprintf("a/b/c/%d/..", i), fmt.Sprintf("verify-%d", i)}
+			id := ids[i%len(ids)]
+			r := e.call(e.caddy.URL(), "POST", "/api/verifications/social", tok,
+				map[string]any{"connectorId": id, "state": "s", "redirectUri": "https://app.example/cb"})
+			if r.status != http.StatusUnprocessableEntity {
+				t.Fatalf("connector %q: %d %s", id, r.status, r.body)
+			}
+			paths := []string{"/api/my-account/x" + strconv.Itoa(i), "/api/verifications/" + strconv.Itoa(i) + "/users",
+				"/api/my-account/identities/t" + strconv.Itoa(i)}
+			p := paths[i%len(paths)]
+			if r := e.call(e.caddy.URL(), "DELETE", p, tok, nil, "logto-verification-id", pw); r.status != http.StatusNotFound {
+				t.Fatalf("%s: %d %s", p, r.status, r.body)
+			}
+		}
+	}
+	drive(12) // every kind of request once at least: the fixed series exist
+	before, sizeBefore := e.series()
+	drive(1000)
+	after, sizeAfter := e.series()
+	var added []string
+	for s := range after {
+		if !before[s] {
+			added = append(added, s)
+		}
+	}
+	t.Logf("series before %d (%d bytes of /metrics), after 1,000 made-up connector ids and 1,000 made-up paths %d (%d bytes)",
+		len(before), sizeBefore, len(after), sizeAfter)
+	if len(added) > 0 {
+		t.Fatalf("%d new series, e.g. %v", len(added), added[:min(len(added), 5)])
 	}
 }

@@ -34,7 +34,7 @@ func TestRevokedTokenRefusedEverywhere(t *testing.T) {
 			start := time.Now()
 			switch trigger {
 			case "webhook":
-				body := `{"event":"User.Data.Updated","params":{"userId":"` + devcore.DemoUserID + `"},"data":{"id":"` + devcore.DemoUserID + `"}}`
+				body := `{"event":"User.Data.Updated","createdAt":"` + createdAt(0) + `","params":{"userId":"` + devcore.DemoUserID + `"},"data":{"id":"` + devcore.DemoUserID + `"}}`
 				if r := e.deliver(instances[0], webhookKey, body); r.status != http.StatusNoContent {
 					t.Fatalf("webhook: %d %s", r.status, r.body)
 				}

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -19,6 +20,7 @@ import (
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
 	"github.com/accountedge/caddy-account-api/accountapi/auth"
+	"github.com/accountedge/caddy-account-api/accountapi/httpbody"
 	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
 	"github.com/accountedge/caddy-account-api/accountapi/memo"
 	"github.com/accountedge/caddy-account-api/accountapi/verification"
@@ -34,6 +36,8 @@ type Config struct {
 	AllowedOrigins []string
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// BodyTimeout bounds how long a request body may take to arrive (0: no bound).
+	BodyTimeout time.Duration
 	// PolicyTTL is how long the sign-in experience and application lookups are cached.
 	PolicyTTL time.Duration
 	// UserChanged, when set, is told after the module changed a user at the core, so that what
@@ -203,8 +207,12 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (
 	if rt.revalidate {
 		authenticate = h.cfg.Auth.Revalidate
 	}
-	p, err := authenticate(ctx, r.Header.Get("Authorization"))
+	var retry atomic.Int64 // set by the token gate, which may run in a coalesced load
+	p, err := authenticate(h.tokenGate(ctx, r, &retry), r.Header.Get("Authorization"))
 	if err != nil {
+		if apierror.As(err).Code == apierror.RateLimited.Code {
+			setRetryAfter(w, time.Duration(retry.Load()))
+		}
 		return err
 	}
 	h.cfg.Authenticated(r, p)
@@ -234,7 +242,14 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (
 
 // ServeHTTP serves an Account API request (one for which Owns is true).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = h.bodyFirst(w, r)
 	if h.cors(w, r) {
+		return
+	}
+	// A body that did not arrive in time leaves nothing to authenticate it for: the server
+	// gives up on the connection (and the request's context) at once.
+	if err, _ := r.Context().Value(bodyKey{}).(error); errors.Is(err, httpbody.ErrTimeout) {
+		h.writeError(w, r, apierror.BodyTimeout)
 		return
 	}
 	switch {

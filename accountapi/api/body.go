@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,22 +11,45 @@ import (
 	"regexp"
 
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/httpbody"
 )
+
+// bodyFirst reads the request body before anything else is done, within its size bound and
+// its time bound, so that the time bound measures the client alone and never how long the core
+// takes to authenticate it. The routes decode the body later, in Logto's check order, and a
+// failure to read it is reported then (see readObject).
+func (h *Handler) bodyFirst(w http.ResponseWriter, r *http.Request) *http.Request {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return r
+	}
+	httpbody.Start(w, r, h.cfg.BodyTimeout)
+	raw, err := httpbody.Read(w, r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		return r.WithContext(context.WithValue(r.Context(), bodyKey{}, err))
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	return r.WithContext(context.WithValue(r.Context(), bodyKey{}, raw))
+}
+
+// bodyKey holds what bodyFirst read: the body ([]byte) or why it could not (error).
+type bodyKey struct{}
 
 // readObject reads the request body as a JSON object, member by member. An empty body is an
 // empty object (as Logto's body parser makes it); anything that is not one JSON object is a 400;
-// a body over the limit is a 413.
+// a body over the limit is a 413 (one slower than the body timeout never gets here: see
+// ServeHTTP).
 func (h *Handler) readObject(c *call) (map[string]json.RawMessage, error) {
-	r := c.r
-	if r.ContentLength > h.cfg.MaxBodyBytes {
-		return nil, apierror.PayloadTooLarge
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(c.w, r.Body, h.cfg.MaxBodyBytes))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+	var raw []byte
+	switch v := c.r.Context().Value(bodyKey{}).(type) {
+	case []byte:
+		raw = v
+	case error:
+		switch {
+		case errors.Is(v, httpbody.ErrTooLarge):
 			return nil, apierror.PayloadTooLarge
+		default:
+			return nil, apierror.MalformedBody("The request body could not be read.")
 		}
-		return nil, apierror.MalformedBody("The request body could not be read.")
 	}
 	return decodeObject(raw)
 }

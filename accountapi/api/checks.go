@@ -19,10 +19,13 @@ var builtInFirstParty = map[string]bool{"demo-app": true, "account-center": true
 type appAnswer struct{ thirdParty bool }
 
 // requireFirstParty refuses tokens of third-party clients (403), failing closed: an unknown
-// client is third-party.
+// client, and a token that names no client at all, are third-party.
 func (h *Handler) requireFirstParty(c *call) error {
 	id := c.principal.ClientID
-	if id == "" || builtInFirstParty[id] {
+	if id == "" { // a token that names no client is no first-party client's
+		return apierror.ThirdPartyForbidden
+	}
+	if builtInFirstParty[id] {
 		return nil
 	}
 	// A CIMD client id is a URL: such clients are third-party by definition.

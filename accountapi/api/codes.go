@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -132,16 +133,23 @@ func (h *Handler) sendCode(c *call) error {
 			return err
 		}
 	}
+	// Each limit is keyed on what it bounds: the client address, the user (whatever the
+	// addresses and client addresses) and the recipient (its address normalised).
 	p := h.cfg.Protections
-	if d := p.Limiter.Take(ctx, "code-send-user", h.userAndIP(c), p.Limits.CodeSendPerUser); !d.Allowed {
-		return limited(c, d, apierror.MessageRateLimited)
+	for _, l := range []struct {
+		rule, subject string
+		lim           ratelimit.Limit
+	}{
+		{"code-send-ip", p.ClientIP(c.r), p.Limits.CodeSendPerIP},
+		{"code-send-user", c.principal.Subject, p.Limits.CodeSendPerUser},
+		{"code-send-to", recipientKey(*to, p.Limits.DistinctSubaddresses), p.Limits.CodeSendPerIdentifier},
+	} {
+		if d := p.Limiter.Take(ctx, l.rule, l.subject, l.lim); !d.Allowed {
+			return limited(c, d, apierror.MessageRateLimited)
+		}
 	}
-	if d := p.Limiter.Take(ctx, "code-send-to", recipientKey(*to), p.Limits.CodeSendPerIdentifier); !d.Allowed {
-		return limited(c, d, apierror.MessageRateLimited)
-	}
-	if err := h.cfg.Core.SendVerificationCode(ctx, *to); err != nil {
-		return coreError(err)
-	}
+	// The record is stored before the code goes out: a store failure then costs no message
+	// the caller could not use. A send that fails leaves an unverifiable record, which expires.
 	rec, err := h.cfg.Verifications.Create(ctx, verification.Record{
 		UserID:       c.principal.Subject,
 		Type:         codeRecordType(to.Type),
@@ -151,18 +159,36 @@ func (h *Handler) sendCode(c *call) error {
 	if err != nil {
 		return storeError(err)
 	}
+	if err := h.cfg.Core.SendVerificationCode(ctx, *to); err != nil {
+		return coreError(err)
+	}
 	return writeJSON(c.w, http.StatusCreated, map[string]string{
 		"verificationRecordId": rec.ID,
 		"expiresAt":            rec.ExpiresAt.UTC().Format(isoMillis),
 	})
 }
 
-// recipientKey is the subject of the per-address send limit: emails compare case-insensitively.
-func recipientKey(to identitycore.Identifier) string {
-	if to.Type == "email" {
-		return "email:" + strings.ToLower(to.Value)
+// recipientKey is the subject of the per-recipient send limit: the address as the mailbox or
+// line that receives it. Emails compare case-insensitively and, unless distinctSubaddresses,
+// without their "+tag" (name+tag@example.com reaches name@example.com at most providers);
+// phones compare in E.164.
+func recipientKey(to identitycore.Identifier, distinctSubaddresses bool) string {
+	if to.Type != "email" {
+		if e164, err := normalizePhone(to.Value); err == nil {
+			return "phone:" + e164
+		}
+		return "phone:" + to.Value
 	}
-	return "phone:" + to.Value
+	addr := strings.ToLower(to.Value)
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || distinctSubaddresses {
+		return "email:" + addr
+	}
+	local, domain := addr[:at], addr[at:]
+	if plus := strings.IndexByte(local, '+'); plus > 0 {
+		local = local[:plus]
+	}
+	return "email:" + local + domain
 }
 
 // codeCheck is a validated POST /api/verifications/verification-code/verify body.
@@ -213,7 +239,22 @@ func (h *Handler) verifyCode(c *call) error {
 	if d := p.Limiter.Take(ctx, "code-check-user", c.principal.Subject, p.Limits.CodeCheckPerUser); !d.Allowed {
 		return limited(c, d, apierror.TooManyAttempts)
 	}
-	if err := h.cfg.Core.CheckVerificationCode(ctx, *to, code); err != nil {
+	// Logto's sentinel guards the recipient too: wrong codes for one address, over all records,
+	// users and instances, lock that address's verification for lockoutDuration.
+	sentinel, err := h.sentinel(c)
+	if err != nil {
+		return err
+	}
+	settle, v := p.Limiter.Attempt(ctx, "code", recipientKey(*to, true), sentinel)
+	if !v.Allowed {
+		return blockedTooManyAttempts(v, sentinel)
+	}
+	err = h.cfg.Core.CheckVerificationCode(ctx, *to, code)
+	_, refused := errors.AsType[*identitycore.Error](err)
+	if v := settle(ctx, refused); !v.Allowed {
+		return blockedTooManyAttempts(v, sentinel)
+	}
+	if err != nil {
 		return coreError(err)
 	}
 	rec.Verified = true

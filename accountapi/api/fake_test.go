@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
@@ -363,12 +364,29 @@ func (l *fakeLimiter) Take(_ context.Context, rule, _ string, _ ratelimit.Limit)
 	return l.decide(rule, true)
 }
 
-func (l *fakeLimiter) Check(_ context.Context, rule, _ string, _ ratelimit.Limit) ratelimit.Decision {
-	return l.decide(rule, false)
+func (l *fakeLimiter) Reserve(_ context.Context, rule, _ string, _ ratelimit.Limit) (func(), ratelimit.Decision) {
+	d := l.decide(rule, true)
+	return func() {
+		l.mu.Lock()
+		l.taken[rule]--
+		l.mu.Unlock()
+	}, d
 }
 
-func (l *fakeLimiter) Fail(_ context.Context, rule, _ string, _ ratelimit.Limit) {
-	l.decide(rule, true)
+// Attempt refuses when rule is denied (a locked-out subject); taken counts the failures settled.
+func (l *fakeLimiter) Attempt(_ context.Context, rule, _ string, _ ratelimit.Sentinel) (func(context.Context, bool) ratelimit.Verdict, ratelimit.Verdict) {
+	if !l.decide(rule, false).Allowed {
+		return func(context.Context, bool) ratelimit.Verdict { return ratelimit.Verdict{} },
+			ratelimit.Verdict{LockedFor: 10 * time.Minute}
+	}
+	return func(_ context.Context, failed bool) ratelimit.Verdict {
+		l.decide(rule, failed)
+		return ratelimit.Verdict{Allowed: true}
+	}, ratelimit.Verdict{Allowed: true}
+}
+
+func (l *fakeLimiter) Lock(context.Context, string, string, time.Duration) (func(), error) {
+	return func() {}, nil
 }
 
 // bench is a Handler on fakes. Build it with newBench, adjust core, tokens and settings, then

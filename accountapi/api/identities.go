@@ -65,8 +65,21 @@ func (h *Handler) putIdentity(c *call, replace bool) error {
 // (reference §3.3 N15: field, scope (400), first-party client, conditional step-up): the
 // identity exists (404), and the user keeps an identifier.
 func (h *Handler) unlinkIdentity(c *call) error {
-	u, ctx := c.user, c.r.Context()
+	ctx := c.r.Context()
 	target := c.r.PathValue("target")
+	if _, linked := c.user.Identities[target]; !linked || !identitycore.IdentityTarget.Valid(target) {
+		return apierror.IdentityNotExist
+	}
+	// The identifier rule reads then writes: under the user's lock, on a fresh read.
+	unlock, err := h.lockIdentifiers(c)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	u, err := h.cfg.Core.User(ctx, c.principal.Subject, true)
+	if err != nil {
+		return coreError(err)
+	}
 	if _, linked := u.Identities[target]; !linked {
 		return apierror.IdentityNotExist
 	}

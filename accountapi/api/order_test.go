@@ -89,6 +89,12 @@ func limitedRule(rule, code string) refusal {
 		http.StatusTooManyRequests, code}
 }
 
+// lockedOut is Logto's sentinel refusing the subject of rule (400, not a 429).
+func lockedOut(rule string) refusal {
+	return refusal{"locked out " + rule, func(b *bench, _ *request) { b.limiter.deny[rule] = true },
+		http.StatusBadRequest, "session.verification_blocked_too_many_attempts"}
+}
+
 // Setups.
 
 func grant(b *bench, scopes ...string) {
@@ -266,7 +272,7 @@ func baseOrderCases() []orderCase {
 				securedUser(b)
 			},
 			refusals: []refusal{revokedToken(), accountCenterOff(), badBody(`{"password":""}`), thirdParty(),
-				limitedRule("password-failures", "session.verification_blocked_too_many_attempts")},
+				lockedOut("password")},
 			ok: http.StatusCreated,
 		},
 		{
@@ -290,7 +296,7 @@ func baseOrderCases() []orderCase {
 					"verificationId": id, "code": "123456"})
 			},
 			refusals: []refusal{revokedToken(), accountCenterOff(), badBody(`{"code":"123456"}`), thirdParty(),
-				limitedRule("code-check-user", "session.verification_blocked_too_many_attempts")},
+				limitedRule("code-check-user", "session.verification_blocked_too_many_attempts"), lockedOut("code")},
 			ok: http.StatusOK,
 		},
 		{

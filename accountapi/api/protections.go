@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/auth"
 	"github.com/accountedge/caddy-account-api/accountapi/policy"
 	"github.com/accountedge/caddy-account-api/accountapi/ratelimit"
 	"github.com/accountedge/caddy-account-api/accountapi/store"
@@ -38,26 +40,40 @@ type Protections struct {
 type Limiter interface {
 	// Take records one event and says whether it is within lim.
 	Take(ctx context.Context, rule, subject string, lim ratelimit.Limit) ratelimit.Decision
-	// Check says whether one more event would be within lim, recording none.
-	Check(ctx context.Context, rule, subject string, lim ratelimit.Limit) ratelimit.Decision
-	// Fail records one failure.
-	Fail(ctx context.Context, rule, subject string, lim ratelimit.Limit)
+	// Reserve takes one event before the work it stands for; release gives it back.
+	Reserve(ctx context.Context, rule, subject string, lim ratelimit.Limit) (release func(), d ratelimit.Decision)
+	// Attempt reserves an attempt under Logto's sentinel policy; settle ends it.
+	Attempt(ctx context.Context, rule, subject string, p ratelimit.Sentinel) (settle func(ctx context.Context, failed bool) ratelimit.Verdict, v ratelimit.Verdict)
+	// Lock serialises the read-then-write rules of one subject until unlock.
+	Lock(ctx context.Context, rule, subject string, ttl time.Duration) (unlock func(), err error)
 }
 
-// Limits are the rate limits of the verification routes.
+// Limits are the edge's own limits. Password verification is also bound by Logto's sentinel
+// policy, read from the sign-in experience (see verifyPassword).
 type Limits struct {
-	// CodeSendPerIdentifier bounds codes sent to one address (Logto: 10 per 10 minutes).
+	// CodeSendPerIdentifier bounds codes sent to one recipient, its address normalised (see
+	// recipientKey) (Logto: 10 per 10 minutes).
 	CodeSendPerIdentifier ratelimit.Limit
-	// CodeSendPerUser bounds codes one user sends from one client IP, whatever the addresses.
+	// CodeSendPerUser bounds codes one user sends, whatever the addresses and client IPs.
 	CodeSendPerUser ratelimit.Limit
+	// CodeSendPerIP bounds codes sent from one client IP, whatever the users.
+	CodeSendPerIP ratelimit.Limit
+	// DistinctSubaddresses counts "name+tag@example.com" as its own recipient; by default it is
+	// "name@example.com" (most providers deliver both to one mailbox).
+	DistinctSubaddresses bool
 	// CodeTriesPerRecord is how many codes may be tried on one record (Logto: 10); the record
 	// is dead after that (400 verification_code.exceed_max_try, as Logto).
 	CodeTriesPerRecord int
 	// CodeCheckPerUser bounds code checks of one user over all records.
 	CodeCheckPerUser ratelimit.Limit
-	// PasswordFailures locks password verification for a user and client IP after Max wrong
-	// passwords, until Window has passed since the first one.
-	PasswordFailures ratelimit.Limit
+	// PasswordFailuresPerIP optionally bounds wrong passwords from one client IP, on top of the
+	// per-user sentinel lockout. Default: off.
+	PasswordFailuresPerIP ratelimit.Limit
+	// TokenFailuresPerIP bounds the failed token checks of one client IP: once it is reached,
+	// tokens that would need asking the core are refused (429) until the window ends, so random
+	// tokens cannot make the edge an introspection amplifier. Tokens already known to be valid
+	// pass.
+	TokenFailuresPerIP ratelimit.Limit
 }
 
 // DefaultLimits are the limits used when none are configured.
@@ -65,9 +81,10 @@ func DefaultLimits() Limits {
 	return Limits{
 		CodeSendPerIdentifier: ratelimit.Limit{Max: 10, Window: 10 * time.Minute},
 		CodeSendPerUser:       ratelimit.Limit{Max: 20, Window: 10 * time.Minute},
+		CodeSendPerIP:         ratelimit.Limit{Max: 50, Window: 10 * time.Minute},
 		CodeTriesPerRecord:    10,
 		CodeCheckPerUser:      ratelimit.Limit{Max: 30, Window: 10 * time.Minute},
-		PasswordFailures:      ratelimit.Limit{Max: 5, Window: 15 * time.Minute},
+		TokenFailuresPerIP:    ratelimit.Limit{Max: 60, Window: time.Minute},
 	}
 }
 
@@ -99,16 +116,39 @@ func (p Protections) withDefaults() Protections {
 	return p
 }
 
-// limited answers a refused attempt: err with a Retry-After header (whole seconds, rounded up).
+// limited answers a refused attempt: err with a Retry-After header.
 func limited(c *call, d ratelimit.Decision, err *apierror.Error) error {
-	secs := int((d.RetryAfter + time.Second - 1) / time.Second)
-	c.w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	setRetryAfter(c.w, d.RetryAfter)
 	return err
 }
 
-// userAndIP is the subject of per-user limits: the user from this client address.
-func (h *Handler) userAndIP(c *call) string {
-	return c.principal.Subject + "|" + h.cfg.Protections.ClientIP(c.r)
+// setRetryAfter sets Retry-After to d in whole seconds, rounded up.
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	secs := int((d + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+}
+
+// tokenGate bounds the failed token checks of the client address: each token the core must be
+// asked about reserves one failure, given back when the token is good. Past the limit, such
+// tokens are refused with 429 unasked (retry says for how long); tokens with a valid cached
+// answer are not gated (see auth.Gate).
+func (h *Handler) tokenGate(ctx context.Context, r *http.Request, retry *atomic.Int64) context.Context {
+	p := h.cfg.Protections
+	if p.Limits.TokenFailuresPerIP.Off() {
+		return ctx
+	}
+	return auth.WithGate(ctx, func(ctx context.Context) (func(refused bool), error) {
+		release, d := p.Limiter.Reserve(ctx, "token-failures-ip", p.ClientIP(r), p.Limits.TokenFailuresPerIP)
+		if !d.Allowed {
+			retry.Store(int64(d.RetryAfter))
+			return nil, apierror.RateLimited
+		}
+		return func(refused bool) {
+			if !refused {
+				release()
+			}
+		}, nil
+	})
 }
 
 // audit logs one structured event for an account change or a verification outcome. It never

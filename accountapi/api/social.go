@@ -25,8 +25,13 @@ import (
 
 // connector resolves a connector for social linking: 422 session.invalid_connector_id when the
 // core does not know it, 400 connector.unexpected_type when it is not a social connector.
+// An id that no connector can have is refused the same way without asking the core.
 func (h *Handler) connector(c *call, id string) (*identitycore.Connector, error) {
-	conn, err := h.cfg.Core.Connector(c.r.Context(), id)
+	var conn *identitycore.Connector
+	err := error(identitycore.ErrInvalidID)
+	if identitycore.ConnectorID.Valid(id) {
+		conn, err = h.cfg.Core.Connector(c.r.Context(), id)
+	}
 	if ce, ok := errors.AsType[*identitycore.Error](err); ok && ce.Status == http.StatusNotFound {
 		return nil, apierror.Interpolated(http.StatusUnprocessableEntity, "session.invalid_connector_id",
 			map[string]string{"connectorId": id})

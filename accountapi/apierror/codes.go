@@ -47,6 +47,8 @@ var messages = map[string]string{
 	"request.method_not_allowed":                     "The request method is not allowed on this route.",
 	"request.payload_too_large":                      "The request body is too large.",
 	"request.token_in_query":                         "Access tokens are accepted only in the Authorization header.",
+	"request.rate_limited":                           "Too many requests. Please try again later.",
+	"request.timeout":                                "The request body did not arrive in time.",
 	"identity_core.unavailable":                      "The identity service is unavailable. Please try again later.",
 	"identity_core.bad_response":                     "The identity service gave an unexpected answer.",
 	"unknown":                                        "Internal server error.",
@@ -114,6 +116,8 @@ var (
 	MethodNotAllowed       = New(http.StatusMethodNotAllowed, "request.method_not_allowed")
 	PayloadTooLarge        = New(http.StatusRequestEntityTooLarge, "request.payload_too_large")
 	TokenInQuery           = New(http.StatusBadRequest, "request.token_in_query")
+	RateLimited            = New(http.StatusTooManyRequests, "request.rate_limited")
+	BodyTimeout            = New(http.StatusRequestTimeout, "request.timeout")
 	CoreUnavailable        = New(http.StatusServiceUnavailable, "identity_core.unavailable")
 	CoreBadResponse        = New(http.StatusBadGateway, "identity_core.bad_response")
 	StoreUnavailable       = New(http.StatusServiceUnavailable, "verification_record.store_unavailable")

@@ -190,10 +190,17 @@ func (a *Authenticator) load(ctx context.Context, key, token string, fresh bool)
 				return ans, nil
 			}
 		}
-		ans, err := a.validate(ctx, token)
+		done, err := a.admit(ctx, key)
 		if err != nil {
 			return answer{}, err
 		}
+		ans, err := a.validate(ctx, token)
+		if err != nil {
+			done(false) // the core's failure, not the token's
+			return answer{}, err
+		}
+		_, refused := ans.check(a.now())
+		done(refused != nil)
 		a.remember(ctx, key, ans)
 		return ans, nil
 	})
@@ -271,6 +278,36 @@ func (a *Authenticator) validate(ctx context.Context, token string) (answer, err
 			ExpiresAt: in.ExpiresAt,
 		},
 	}, nil
+}
+
+// Gate is consulted before the Authenticator asks the core (introspection or JWKS) about a token
+// it has no cached answer for: an error refuses the token unasked; done hears whether the
+// answer refused the token. Callers bound what unknown tokens can make the core do with it
+// (per client address, say); a token with a valid answer in the in-process cache is never gated,
+// even when a sensitive route asks the core again about it.
+type Gate func(ctx context.Context) (done func(refused bool), err error)
+
+type gateKey struct{}
+
+// WithGate returns ctx carrying gate for the Authenticator.
+func WithGate(ctx context.Context, gate Gate) context.Context {
+	return context.WithValue(ctx, gateKey{}, gate)
+}
+
+// admit runs the request's gate, if any, unless the token is already known to be valid.
+func (a *Authenticator) admit(ctx context.Context, key string) (done func(refused bool), err error) {
+	gate, _ := ctx.Value(gateKey{}).(Gate)
+	if gate == nil {
+		return func(bool) {}, nil
+	}
+	if !a.cfg.DisableLocal {
+		if ans, ok := a.local.GetIfPresent(key); ok {
+			if _, err := ans.check(a.now()); err == nil {
+				return func(bool) {}, nil
+			}
+		}
+	}
+	return gate(ctx)
 }
 
 // looksLikeJWT is a cheap shape test: three dot-separated parts.

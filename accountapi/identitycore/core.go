@@ -162,6 +162,7 @@ type SignInExperience struct {
 	UsernamePolicy       UsernamePolicy       `json:"usernamePolicy"`
 	PasswordPolicy       PasswordPolicy       `json:"passwordPolicy"`
 	EmailBlocklistPolicy EmailBlocklistPolicy `json:"emailBlocklistPolicy"`
+	SentinelPolicy       SentinelPolicy       `json:"sentinelPolicy"`
 	Mfa                  MfaPolicy            `json:"mfa"`
 	PasskeySignIn        struct {
 		// Enabled lets users sign in with a passkey, which also lets them bind WebAuthn.
@@ -180,6 +181,21 @@ type MfaPolicy struct {
 	Factors []string `json:"factors"`
 	Policy  string   `json:"policy,omitempty"`
 }
+
+// SentinelPolicy is Logto's sentinelPolicy: the lockout of password (and code) verification
+// after MaxAttempts failures, for LockoutDuration minutes. Absent members take Logto's
+// defaults (DefaultSentinelMaxAttempts, DefaultSentinelLockoutMinutes), hence the pointers.
+type SentinelPolicy struct {
+	MaxAttempts     *float64 `json:"maxAttempts,omitempty"`
+	LockoutDuration *float64 `json:"lockoutDuration,omitempty"`
+}
+
+// Logto's defaultSentinelPolicy (@logto/schemas consts/sentinel.ts): 100 failures, then 60
+// minutes locked out.
+const (
+	DefaultSentinelMaxAttempts    = 100
+	DefaultSentinelLockoutMinutes = 60
+)
 
 // PasswordPolicy is Logto's passwordPolicy. Absent members take Logto's defaults (see
 // policy.CheckPassword), hence the pointers.

@@ -1,6 +1,12 @@
 // Package ratelimit counts attempts in fixed windows kept in a store.Counter (Redis when
 // configured, so every instance shares the counts; in process otherwise) and says when a
-// subject has had enough.
+// subject has had enough. It also keeps Logto's sentinel lockout of password verification
+// (lockout.go) and short per-subject locks for rules that read then write (lock.go).
+//
+// Every answer of the shared store is copied into the Limiter's own in-process state, which
+// takes over while the shared store fails: a Redis outage weakens the limits to per instance
+// and starts them from where Redis was, it never lifts them nor resets them. All of that state
+// belongs to the Limiter, so keeping one Limiter across configuration reloads keeps it.
 //
 // Subjects (user ids, addresses, client IPs, record ids) are never stored as they are: their
 // keys are keyed hashes, like every other key of the module.
@@ -8,9 +14,11 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/accountedge/caddy-account-api/accountapi/store"
 )
@@ -34,14 +42,23 @@ type Decision struct {
 	RetryAfter time.Duration
 }
 
-// Limiter applies limits on a shared counter, falling back to an in-process counter while the
-// shared one fails: a Redis outage weakens the limits to per instance, it never lifts them.
+// Limiter applies limits on a shared counter, falling back to its in-process copy of the counts
+// while the shared one fails.
 type Limiter struct {
-	shared    store.Counter
-	keyer     *store.Keyer
-	onFailed  func(error)
+	shared   store.Counter
+	script   evaler // the shared store's scripts, for lockouts and locks; nil in process
+	keyer    *store.Keyer
+	onFailed func(error)
+
 	localOnce sync.Once
-	localMem  store.Counter
+	localMem  *store.Memory
+	lockouts  *otter.Cache[string, lockoutState]
+	stripes   [lockStripes]chan struct{}
+}
+
+// evaler is what the Limiter needs of a shared store to run its atomic steps (store.Redis).
+type evaler interface {
+	Eval(ctx context.Context, script *redis.Script, key string, args ...any) *redis.Cmd
 }
 
 // New returns a Limiter counting in shared (nil: in process only); onFailed, when set, hears of
@@ -50,64 +67,79 @@ func New(shared store.Counter, keyer *store.Keyer, onFailed func(error)) *Limite
 	if onFailed == nil {
 		onFailed = func(error) {}
 	}
-	return &Limiter{shared: shared, keyer: keyer, onFailed: onFailed}
+	l := &Limiter{shared: shared, keyer: keyer, onFailed: onFailed}
+	l.script, _ = shared.(evaler)
+	for i := range l.stripes {
+		l.stripes[i] = make(chan struct{}, 1)
+	}
+	return l
 }
 
-// local is the in-process counter, made on first need: with a healthy Redis there is none (an
-// in-process cache keeps a cleanup goroutine alive as long as it lives).
-func (l *Limiter) local() store.Counter {
-	l.localOnce.Do(func() { l.localMem = store.NewMemory(100_000) })
-	return l.localMem
+// local is the in-process state, made on first need (an in-process cache keeps a clean-up
+// goroutine alive as long as it lives).
+func (l *Limiter) local() (*store.Memory, *otter.Cache[string, lockoutState]) {
+	l.localOnce.Do(func() {
+		l.localMem = store.NewMemory(100_000)
+		l.lockouts = otter.Must(&otter.Options[string, lockoutState]{
+			MaximumSize: 100_000,
+			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, lockoutState]) time.Duration {
+				return time.Until(e.Value.expiresAt())
+			}),
+		})
+	})
+	return l.localMem, l.lockouts
 }
 
-// Take records one event of subject under rule and says whether it is within lim.
+// Take records one event of subject under rule and says whether it is within lim. The count and
+// the comparison are one atomic step: of N parallel events, exactly lim.Max are allowed.
 func (l *Limiter) Take(ctx context.Context, rule, subject string, lim Limit) Decision {
-	return l.add(ctx, rule, subject, lim, 1, func(n int64) bool { return n <= int64(lim.Max) })
-}
-
-// Check says whether subject may make one more event under rule without recording one: for
-// lockouts that count failures only (see Fail).
-func (l *Limiter) Check(ctx context.Context, rule, subject string, lim Limit) Decision {
-	return l.add(ctx, rule, subject, lim, 0, func(n int64) bool { return n < int64(lim.Max) })
-}
-
-// Fail records one failure of subject under rule.
-func (l *Limiter) Fail(ctx context.Context, rule, subject string, lim Limit) {
-	l.add(ctx, rule, subject, lim, 1, nil)
-}
-
-func (l *Limiter) add(ctx context.Context, rule, subject string, lim Limit, delta int64, ok func(int64) bool) Decision {
 	if lim.Off() {
 		return Decision{Allowed: true}
 	}
+	n, ttl := l.incr(ctx, l.keyer.Key("rl:"+rule, subject), 1, lim.Window)
+	return Decision{Allowed: n <= int64(lim.Max), Count: n, RetryAfter: ttl}
+}
+
+// Reserve takes one event of subject under rule before the work it stands for is done, and
+// returns release, which gives it back (for work that turned out not to count, such as a
+// failure-limited attempt that succeeded). A refused reservation takes nothing and its release
+// does nothing. Of N parallel reservations, at most lim.Max are allowed however the work ends.
+func (l *Limiter) Reserve(ctx context.Context, rule, subject string, lim Limit) (release func(), d Decision) {
+	if lim.Off() {
+		return func() {}, Decision{Allowed: true}
+	}
 	key := l.keyer.Key("rl:"+rule, subject)
-	var (
-		n   int64
-		ttl time.Duration
-		err error = errNoShared
-	)
+	n, ttl := l.incr(ctx, key, 1, lim.Window)
+	giveBack := func() { l.incr(context.WithoutCancel(ctx), key, -1, lim.Window) }
+	if n > int64(lim.Max) {
+		giveBack()
+		return func() {}, Decision{Allowed: false, Count: n - 1, RetryAfter: ttl}
+	}
+	var once sync.Once
+	return func() { once.Do(giveBack) }, Decision{Allowed: true, Count: n, RetryAfter: ttl}
+}
+
+// incr adds delta to the counter at key in the shared store, keeping the in-process copy in
+// step, or in the in-process copy alone while the shared store fails.
+func (l *Limiter) incr(ctx context.Context, key string, delta int64, window time.Duration) (int64, time.Duration) {
+	mem, _ := l.local()
 	if l.shared != nil {
-		n, ttl, err = l.shared.Incr(ctx, key, delta, lim.Window)
-		if err != nil {
-			l.onFailed(err)
+		n, ttl, err := l.shared.Incr(ctx, key, delta, window)
+		if err == nil {
+			mem.SetCount(key, n, ttl)
+			return n, ttl
 		}
+		l.onFailed(err)
 	}
-	if err != nil {
-		n, ttl, _ = l.local().Incr(ctx, key, delta, lim.Window)
-	}
-	d := Decision{Allowed: true, Count: n, RetryAfter: ttl}
-	if ok != nil {
-		d.Allowed = ok(n)
-	}
-	return d
+	n, ttl, _ := mem.Incr(ctx, key, delta, window)
+	return n, ttl
 }
 
-// Close stops the in-process counter's background clean-up, if one was made.
+// Close stops the in-process state's background clean-up, if it was made.
 func (l *Limiter) Close() {
-	l.localOnce.Do(func() {}) // no counter is made after Close
-	if m, ok := l.localMem.(*store.Memory); ok {
-		m.Close()
+	l.localOnce.Do(func() {}) // nothing is made after Close
+	if l.localMem != nil {
+		l.localMem.Close()
+		l.lockouts.StopAllGoroutines()
 	}
 }
-
-var errNoShared = errors.New("no shared counter")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,23 +45,135 @@ func TestTakeRefusesOverTheLimitUntilTheWindowEnds(t *testing.T) {
 	}
 }
 
-func TestLockoutCountsFailuresOnly(t *testing.T) {
+func TestReserveBoundsParallelAttemptsAndReleaseGivesBack(t *testing.T) {
 	l := newLimiter(t, nil, nil)
 	ctx := context.Background()
-	lim := Limit{Max: 2, Window: time.Minute}
-	for i := 0; i < 5; i++ {
-		if !l.Check(ctx, "pw", "u1", lim).Allowed {
-			t.Fatal("checks alone must not lock")
+	lim := Limit{Max: 3, Window: time.Minute}
+	var releases []func()
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			release, d := l.Reserve(ctx, "tok", "10.0.0.1", lim)
+			if d.Allowed {
+				allowed.Add(1)
+				mu.Lock()
+				releases = append(releases, release)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed.Load() != 3 {
+		t.Fatalf("%d of 50 parallel reservations allowed, want 3", allowed.Load())
+	}
+	releases[0]()
+	releases[0]() // a second release gives nothing more back
+	if _, d := l.Reserve(ctx, "tok", "10.0.0.1", lim); !d.Allowed {
+		t.Fatal("a released reservation was not given back")
+	}
+	if _, d := l.Reserve(ctx, "tok", "10.0.0.1", lim); d.Allowed || d.RetryAfter <= 0 {
+		t.Fatalf("over the limit: %+v", d)
+	}
+}
+
+func TestSentinelLocksAfterMaxFailuresAsLogto(t *testing.T) {
+	l := newLimiter(t, nil, nil)
+	ctx := context.Background()
+	p := Sentinel{MaxAttempts: 3, LockoutDuration: 80 * time.Millisecond, FailureWindow: time.Hour}
+	try := func(failed bool) Verdict {
+		settle, v := l.Attempt(ctx, "password", "u1", p)
+		if !v.Allowed {
+			return v
 		}
+		return settle(ctx, failed)
 	}
-	l.Fail(ctx, "pw", "u1", lim)
-	if !l.Check(ctx, "pw", "u1", lim).Allowed {
-		t.Fatal("locked after one failure")
+	// Logto (logto-samples-tokens.json): wrong #1 and #2 are 422, wrong #3 is already refused.
+	if !try(true).Allowed || !try(true).Allowed {
+		t.Fatal("locked before maxAttempts")
 	}
-	l.Fail(ctx, "pw", "u1", lim)
-	if d := l.Check(ctx, "pw", "u1", lim); d.Allowed || d.RetryAfter <= 0 {
-		t.Fatalf("not locked after two failures: %+v", d)
+	if v := try(true); v.Allowed || v.LockedFor <= 0 {
+		t.Fatalf("the third failure must lock: %+v", v)
 	}
+	if v := try(false); v.Allowed {
+		t.Fatal("the right secret passed while locked")
+	}
+	// A success does not count; after the lock, one more failure within the window locks
+	// again (the locking failure itself is not counted, as in Logto).
+	time.Sleep(90 * time.Millisecond)
+	if !try(false).Allowed {
+		t.Fatal("still locked after the lockout")
+	}
+	if v := try(true); v.Allowed {
+		t.Fatal("one failure after the lockout must lock again")
+	}
+}
+
+func TestSentinelBoundsParallelAttempts(t *testing.T) {
+	l := newLimiter(t, nil, nil)
+	ctx := context.Background()
+	p := Sentinel{MaxAttempts: 5, LockoutDuration: time.Minute, FailureWindow: time.Hour}
+	var checked atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			settle, v := l.Attempt(ctx, "password", "u1", p)
+			if !v.Allowed {
+				return
+			}
+			checked.Add(1)
+			time.Sleep(time.Millisecond) // the core checking
+			settle(ctx, true)
+		}()
+	}
+	wg.Wait()
+	if checked.Load() > 5 {
+		t.Fatalf("%d of 100 parallel wrong guesses were checked, want at most 5", checked.Load())
+	}
+	if _, v := l.Attempt(ctx, "password", "u1", p); v.Allowed {
+		t.Fatal("not locked after the burst")
+	}
+}
+
+func TestLockSerialisesOneSubject(t *testing.T) {
+	l := newLimiter(t, nil, nil)
+	ctx := context.Background()
+	var inside, most atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			unlock, err := l.Lock(ctx, "identifiers", "u1", time.Second)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n := inside.Add(1)
+			if n > most.Load() {
+				most.Store(n)
+			}
+			time.Sleep(time.Millisecond)
+			inside.Add(-1)
+			unlock()
+		}()
+	}
+	wg.Wait()
+	if most.Load() != 1 {
+		t.Fatalf("%d holders at once", most.Load())
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	unlock, _ := l.Lock(ctx, "identifiers", "u1", time.Second)
+	if _, err := l.Lock(short, "identifiers", "u1", time.Second); err == nil {
+		t.Fatal("a held lock was taken twice")
+	}
+	unlock()
 }
 
 func TestOffLimitAllowsEverything(t *testing.T) {

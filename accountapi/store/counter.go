@@ -40,6 +40,18 @@ func (m *Memory) Incr(_ context.Context, key string, delta int64, window time.Du
 	return int64(binary.BigEndian.Uint64(e.value)), e.expiresAt.Sub(now), nil
 }
 
+// SetCount sets the counter at key to n for ttl: an in-process copy of a shared counter, so that
+// counting goes on from where the shared store was while it is unreachable.
+func (m *Memory) SetCount(key string, n int64, ttl time.Duration) {
+	if ttl <= 0 {
+		m.cache.Invalidate(key)
+		return
+	}
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint64(v, uint64(n))
+	m.cache.Set(key, memoryEntry{value: v, expiresAt: time.Now().Add(ttl)})
+}
+
 // incrScript increments a counter and gives it its window when it has none yet (a new key, or
 // one written without expiry), answering {count, remaining milliseconds}.
 var incrScript = redis.NewScript(`

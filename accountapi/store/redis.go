@@ -70,3 +70,12 @@ func (r *Redis) Delete(ctx context.Context, keys ...string) error {
 }
 
 var _ Store = (*Redis)(nil)
+
+// Eval runs a Lua script on one key (prefixed like every key of the store) within the store's
+// timeout: for the read-modify-write steps that must be atomic across instances (lockouts,
+// locks). One key per script keeps Cluster happy.
+func (r *Redis) Eval(ctx context.Context, script *redis.Script, key string, args ...any) *redis.Cmd {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	return script.Run(ctx, r.client, []string{r.prefix + key}, args...)
+}

@@ -4,7 +4,9 @@
 //
 // Logto signs each delivery: the hex HMAC-SHA256 of the raw body under the webhook's signing
 // key, in the logto-signature-sha-256 header. Unsigned or wrongly signed deliveries are refused.
-// A replayed delivery can only drop a cache entry again, so there is no replay window to keep.
+// A captured delivery replayed later costs nothing: deliveries older than MaxAge (by Logto's
+// createdAt) and deliveries seen before (on any instance sharing the Redis) are ignored with a
+// 2xx, so that Logto does not retry them.
 package webhook
 
 import (
@@ -14,9 +16,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/accountedge/caddy-account-api/accountapi/httpbody"
+	"github.com/accountedge/caddy-account-api/accountapi/ratelimit"
 )
 
 // SignatureHeader carries Logto's signature of the body.
@@ -31,7 +36,16 @@ const (
 	Ignored      = "ignored"
 	BadSignature = "bad_signature"
 	BadRequest   = "bad_request"
+	Stale        = "stale"
+	Replayed     = "replayed"
 )
+
+// DefaultMaxAge is how old a delivery may be by default: Logto delivers at once, and retries
+// within seconds.
+const DefaultMaxAge = 5 * time.Minute
+
+// clockSkew is how far in the future a createdAt may be (the core's clock ahead of ours).
+const clockSkew = time.Minute
 
 // Config configures a Handler.
 type Config struct {
@@ -43,6 +57,13 @@ type Config struct {
 	UserChanged func(ctx context.Context, userID string, credentials bool)
 	// Observe, when set, is told the outcome of each delivery.
 	Observe func(outcome string)
+	// BodyTimeout bounds how long a delivery's body may take to arrive (0: no bound).
+	BodyTimeout time.Duration
+	// MaxAge is how old (by its createdAt) a delivery may be. Default: DefaultMaxAge.
+	MaxAge time.Duration
+	// Seen remembers the deliveries handled (a hash of each, for MaxAge), shared by every
+	// instance when its counters are in Redis. Required.
+	Seen *ratelimit.Limiter
 }
 
 // Handler serves the webhook endpoint.
@@ -62,6 +83,12 @@ func New(cfg Config) (*Handler, error) {
 	if len(h.keys) == 0 {
 		return nil, errors.New("webhook: a signing key is required")
 	}
+	if h.cfg.Seen == nil {
+		return nil, errors.New("webhook: a store of seen deliveries is required")
+	}
+	if h.cfg.MaxAge <= 0 {
+		h.cfg.MaxAge = DefaultMaxAge
+	}
 	if h.cfg.Observe == nil {
 		h.cfg.Observe = func(string) {}
 	}
@@ -72,9 +99,10 @@ func New(cfg Config) (*Handler, error) {
 // in data and the id in params.userId; interaction hooks (PostSignIn, PostResetPassword, ...)
 // carry userId and user at the top level.
 type delivery struct {
-	Event  string `json:"event"`
-	UserID string `json:"userId"`
-	User   *struct {
+	Event     string    `json:"event"`
+	CreatedAt time.Time `json:"createdAt"`
+	UserID    string    `json:"userId"`
+	User      *struct {
 		ID string `json:"id"`
 	} `json:"user"`
 	Params *struct {
@@ -98,7 +126,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	httpbody.Start(w, r, h.cfg.BodyTimeout)
+	body, err := httpbody.Read(w, r, maxBody)
+	if errors.Is(err, httpbody.ErrTimeout) {
+		h.refuse(w, BadRequest, http.StatusRequestTimeout)
+		return
+	}
 	if err != nil {
 		h.refuse(w, BadRequest, http.StatusBadRequest)
 		return
@@ -112,14 +145,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, BadRequest, http.StatusBadRequest)
 		return
 	}
+	// A delivery without a createdAt is no fresh one either.
+	if age := time.Since(d.CreatedAt); age > h.cfg.MaxAge || age < -clockSkew {
+		h.ignore(w, Stale)
+		return
+	}
+	seen := ratelimit.Limit{Max: 1, Window: h.cfg.MaxAge + clockSkew}
+	if !h.cfg.Seen.Take(r.Context(), "webhook-delivery", string(body), seen).Allowed {
+		h.ignore(w, Replayed)
+		return
+	}
 	id := d.userID()
 	if id == "" || !(strings.HasPrefix(d.Event, "User.") || strings.HasPrefix(d.Event, "Post")) {
-		h.cfg.Observe(Ignored)
-		w.WriteHeader(http.StatusNoContent)
+		h.ignore(w, Ignored)
 		return
 	}
 	h.cfg.UserChanged(r.Context(), id, credentialEvents[d.Event])
 	h.cfg.Observe(Accepted)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ignore answers a delivery the module does nothing with: 204, so Logto does not retry it.
+func (h *Handler) ignore(w http.ResponseWriter, outcome string) {
+	h.cfg.Observe(outcome)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -7,6 +7,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/accountedge/caddy-account-api/accountapi/ratelimit"
+	"github.com/accountedge/caddy-account-api/accountapi/store"
 )
 
 func TestDeliveries(t *testing.T) {
@@ -15,7 +19,10 @@ func TestDeliveries(t *testing.T) {
 		credentials bool
 	}
 	var got []change
-	h, err := New(Config{SigningKeys: []string{"old-key", "new-key"},
+	keyer, _ := store.NewKeyer([]byte("0123456789abcdef-webhook"))
+	seen := ratelimit.New(nil, keyer, nil)
+	defer seen.Close()
+	h, err := New(Config{SigningKeys: []string{"old-key", "new-key"}, Seen: seen,
 		UserChanged: func(_ context.Context, id string, credentials bool) { got = append(got, change{id, credentials}) }})
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +39,9 @@ func TestDeliveries(t *testing.T) {
 		h.ServeHTTP(w, r)
 		return w.Code
 	}
-	updated := `{"event":"User.Data.Updated","data":{"id":"u1","name":"x"}}`
+	now := `"createdAt":"` + time.Now().UTC().Format("2006-01-02T15:04:05.000Z") + `",`
+	updated := `{` + now + `"event":"User.Data.Updated","data":{"id":"u1","name":"x"}}`
+	stale := `{"createdAt":"` + time.Now().Add(-6*time.Minute).UTC().Format(time.RFC3339) + `","event":"User.Deleted","params":{"userId":"u9"}}`
 	for _, tc := range []struct {
 		name, key, body string
 		signature       []string
@@ -43,10 +52,13 @@ func TestDeliveries(t *testing.T) {
 		{"not hex", "", updated, []string{"zz"}, http.StatusUnauthorized},
 		{"signature of another body", "", updated, []string{hex.EncodeToString(Sign([]byte("new-key"), []byte("{}")))}, http.StatusUnauthorized},
 		{"signed but not JSON", "new-key", "not json", nil, http.StatusBadRequest},
-		{"not about a user", "new-key", `{"event":"Role.Created","data":{"id":"r1"}}`, nil, http.StatusNoContent},
+		{"not about a user", "new-key", `{` + now + `"event":"Role.Created","data":{"id":"r1"}}`, nil, http.StatusNoContent},
 		{"data update, old key", "old-key", updated, nil, http.StatusNoContent},
-		{"deleted, by params", "new-key", `{"event":"User.Deleted","params":{"userId":"u2"}}`, nil, http.StatusNoContent},
-		{"suspended", "new-key", `{"event":"User.SuspensionStatus.Updated","data":{"id":"u3","isSuspended":true}}`, nil, http.StatusNoContent},
+		{"the same delivery again (ignored)", "old-key", updated, nil, http.StatusNoContent},
+		{"older than max age (ignored)", "new-key", stale, nil, http.StatusNoContent},
+		{"no createdAt (ignored)", "new-key", `{"event":"User.Deleted","params":{"userId":"u8"}}`, nil, http.StatusNoContent},
+		{"deleted, by params", "new-key", `{` + now + `"event":"User.Deleted","params":{"userId":"u2"}}`, nil, http.StatusNoContent},
+		{"suspended", "new-key", `{` + now + `"event":"User.SuspensionStatus.Updated","data":{"id":"u3","isSuspended":true}}`, nil, http.StatusNoContent},
 	} {
 		if status := deliver(tc.key, tc.body, tc.signature...); status != tc.status {
 			t.Errorf("%s: %d, want %d", tc.name, status, tc.status)

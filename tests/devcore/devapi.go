@@ -16,6 +16,10 @@ type MintRequest struct {
 	Scope  string `json:"scope"`
 	// ClientID is the application the token is issued to; default DemoAppID.
 	ClientID string `json:"clientId,omitempty"`
+	// NoClient mints an opaque token that names no client (its introspection has no
+	// client_id): what a core bug or a foreign issuer could hand out, which must not pass for
+	// a first-party client's token.
+	NoClient bool `json:"noClient,omitempty"`
 	// ExpiresIn is the lifetime in seconds; default 3600. Zero or negative mints a token that is
 	// already expired.
 	ExpiresIn *int64 `json:"expiresIn,omitempty"`
@@ -102,8 +106,12 @@ func (c *Core) handleDevMintToken(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
 		token = opaqueToken()
 		c.mu.Lock()
-		c.tokens[token] = &tokenRecord{subject: req.UserID, clientID: req.ClientID, scope: req.Scope,
+		rec := &tokenRecord{subject: req.UserID, clientID: req.ClientID, scope: req.Scope,
 			audience: req.Audience, issuedAt: now, expires: now.Add(ttl)}
+		if req.NoClient {
+			rec.clientID = ""
+		}
+		c.tokens[token] = rec
 		c.mu.Unlock()
 	}
 	writeJSON(w, http.StatusOK, MintResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: req.Scope})

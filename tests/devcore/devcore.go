@@ -120,6 +120,7 @@ type Core struct {
 	signInExp     ordered
 	tokens        map[string]*tokenRecord // opaque access tokens by value
 	introDelay    time.Duration
+	mgmtDelay     time.Duration
 	stats         Stats
 
 	connectors map[string]*connector
@@ -194,6 +195,15 @@ func (c *Core) SetIntrospectionDelay(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.introDelay = d
+}
+
+// SetManagementDelay makes every Management API call sleep d before it is handled (0 turns it
+// off): a slow core, so that tests can pile parallel requests into the gap between a read and a
+// write, or between a guess and its verdict.
+func (c *Core) SetManagementDelay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mgmtDelay = d
 }
 
 // RotateKey adds a new signing key and returns its kid. New tokens are signed with it; the old

@@ -15,7 +15,9 @@ func (c *Core) management(pattern string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		c.stats.Management[pattern]++
+		delay := c.mgmtDelay
 		c.mu.Unlock()
+		time.Sleep(delay)
 		if e := c.authorizeManagement(r); e != nil {
 			e.write(w)
 			return

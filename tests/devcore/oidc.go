@@ -261,16 +261,17 @@ func (c *Core) handleIntrospection(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, ordered{{"active", false}})
 		return
 	}
-	resp := ordered{
-		{"active", true},
-		{"sub", snapshot.subject},
-		{"client_id", snapshot.clientID},
-		{"exp", snapshot.expires.Unix()},
-		{"iat", snapshot.issuedAt.Unix()},
-		{"iss", c.issuer(r)},
-		{"scope", snapshot.scope},
-		{"token_type", "Bearer"},
+	resp := ordered{{"active", true}, {"sub", snapshot.subject}}
+	if snapshot.clientID != "" {
+		resp = append(resp, member{"client_id", snapshot.clientID})
 	}
+	resp = append(resp,
+		member{"exp", snapshot.expires.Unix()},
+		member{"iat", snapshot.issuedAt.Unix()},
+		member{"iss", c.issuer(r)},
+		member{"scope", snapshot.scope},
+		member{"token_type", "Bearer"},
+	)
 	if snapshot.audience != "" {
 		resp = append(resp, member{"aud", snapshot.audience})
 	}

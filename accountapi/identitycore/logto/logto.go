@@ -113,12 +113,12 @@ func (c *Client) Introspect(ctx context.Context, token string) (identitycore.Int
 
 // User implements identitycore.Core.
 func (c *Client) User(ctx context.Context, id string, withSSO bool) (*identitycore.User, error) {
-	path := "/api/users/" + url.PathEscape(id)
+	path := "/api/users/{}"
 	if withSSO {
 		path += "?includeSsoIdentities=true"
 	}
 	var u identitycore.User
-	if err := c.call(ctx, http.MethodGet, path, nil, &u); err != nil {
+	if err := c.call(ctx, http.MethodGet, path, ids(id), nil, &u); err != nil {
 		return nil, err
 	}
 	return &u, nil
@@ -127,7 +127,7 @@ func (c *Client) User(ctx context.Context, id string, withSSO bool) (*identityco
 // UpdateUser implements identitycore.Core.
 func (c *Client) UpdateUser(ctx context.Context, id string, fields map[string]any) (*identitycore.User, error) {
 	var u identitycore.User
-	if err := c.call(ctx, http.MethodPatch, "/api/users/"+url.PathEscape(id), fields, &u); err != nil {
+	if err := c.call(ctx, http.MethodPatch, "/api/users/{}", ids(id), fields, &u); err != nil {
 		return nil, err
 	}
 	return &u, nil
@@ -136,14 +136,14 @@ func (c *Client) UpdateUser(ctx context.Context, id string, fields map[string]an
 // UpdateProfile implements identitycore.Core.
 func (c *Client) UpdateProfile(ctx context.Context, id string, profile map[string]any) (json.RawMessage, error) {
 	var out json.RawMessage
-	err := c.call(ctx, http.MethodPatch, "/api/users/"+url.PathEscape(id)+"/profile",
+	err := c.call(ctx, http.MethodPatch, "/api/users/{}/profile", ids(id),
 		map[string]any{"profile": profile}, &out)
 	return out, err
 }
 
 // VerifyPassword implements identitycore.Core.
 func (c *Client) VerifyPassword(ctx context.Context, id, password string) error {
-	err := c.call(ctx, http.MethodPost, "/api/users/"+url.PathEscape(id)+"/password/verify",
+	err := c.call(ctx, http.MethodPost, "/api/users/{}/password/verify", ids(id),
 		map[string]string{"password": password}, nil)
 	if ce, ok := errors.AsType[*identitycore.Error](err); ok && ce.Code == "session.invalid_credentials" {
 		return identitycore.ErrInvalidCredentials
@@ -154,14 +154,14 @@ func (c *Client) VerifyPassword(ctx context.Context, id, password string) error 
 // AccountCenter implements identitycore.Core.
 func (c *Client) AccountCenter(ctx context.Context) (accountcenter.Settings, error) {
 	var s accountcenter.Settings
-	err := c.call(ctx, http.MethodGet, "/api/account-center", nil, &s)
+	err := c.call(ctx, http.MethodGet, "/api/account-center", nil, nil, &s)
 	return s, err
 }
 
 // SignInExperience implements identitycore.Core.
 func (c *Client) SignInExperience(ctx context.Context) (*identitycore.SignInExperience, error) {
 	var s identitycore.SignInExperience
-	if err := c.call(ctx, http.MethodGet, "/api/sign-in-exp", nil, &s); err != nil {
+	if err := c.call(ctx, http.MethodGet, "/api/sign-in-exp", nil, nil, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -170,7 +170,7 @@ func (c *Client) SignInExperience(ctx context.Context) (*identitycore.SignInExpe
 // Application implements identitycore.Core.
 func (c *Client) Application(ctx context.Context, id string) (*identitycore.Application, error) {
 	var a identitycore.Application
-	if err := c.call(ctx, http.MethodGet, "/api/applications/"+url.PathEscape(id), nil, &a); err != nil {
+	if err := c.call(ctx, http.MethodGet, "/api/applications/{}", ids(id), nil, &a); err != nil {
 		return nil, err
 	}
 	return &a, nil
@@ -178,25 +178,25 @@ func (c *Client) Application(ctx context.Context, id string) (*identitycore.Appl
 
 // SendVerificationCode implements identitycore.Core.
 func (c *Client) SendVerificationCode(ctx context.Context, to identitycore.Identifier) error {
-	return c.call(ctx, http.MethodPost, "/api/verification-codes", map[string]string{to.Type: to.Value}, nil)
+	return c.call(ctx, http.MethodPost, "/api/verification-codes", nil, map[string]string{to.Type: to.Value}, nil)
 }
 
 // CheckVerificationCode implements identitycore.Core.
 func (c *Client) CheckVerificationCode(ctx context.Context, to identitycore.Identifier, code string) error {
-	return c.call(ctx, http.MethodPost, "/api/verification-codes/verify",
+	return c.call(ctx, http.MethodPost, "/api/verification-codes/verify", nil,
 		map[string]string{to.Type: to.Value, "verificationCode": code}, nil)
 }
 
 // UpdatePassword implements identitycore.Core.
 func (c *Client) UpdatePassword(ctx context.Context, id, password string) error {
-	return c.call(ctx, http.MethodPatch, "/api/users/"+url.PathEscape(id)+"/password",
+	return c.call(ctx, http.MethodPatch, "/api/users/{}/password", ids(id),
 		map[string]string{"password": password}, nil)
 }
 
 // Connector implements identitycore.Core.
 func (c *Client) Connector(ctx context.Context, id string) (*identitycore.Connector, error) {
 	var conn identitycore.Connector
-	if err := c.call(ctx, http.MethodGet, "/api/connectors/"+url.PathEscape(id), nil, &conn); err != nil {
+	if err := c.call(ctx, http.MethodGet, "/api/connectors/{}", ids(id), nil, &conn); err != nil {
 		return nil, err
 	}
 	return &conn, nil
@@ -207,7 +207,7 @@ func (c *Client) AuthorizationURI(ctx context.Context, connectorID, state, redir
 	var out struct {
 		RedirectTo string `json:"redirectTo"`
 	}
-	err := c.call(ctx, http.MethodPost, "/api/connectors/"+url.PathEscape(connectorID)+"/authorization-uri",
+	err := c.call(ctx, http.MethodPost, "/api/connectors/{}/authorization-uri", ids(connectorID),
 		map[string]string{"state": state, "redirectUri": redirectURI}, &out)
 	if err == nil && out.RedirectTo == "" {
 		err = &identitycore.UnavailableError{Op: "authorization-uri", Cause: errors.New("the core gave no authorization URI")}
@@ -218,32 +218,75 @@ func (c *Client) AuthorizationURI(ctx context.Context, connectorID, state, redir
 // LinkSocialIdentity implements identitycore.Core.
 func (c *Client) LinkSocialIdentity(ctx context.Context, id, connectorID string, connectorData json.RawMessage) (map[string]identitycore.Identity, error) {
 	var out map[string]identitycore.Identity
-	err := c.call(ctx, http.MethodPost, "/api/users/"+url.PathEscape(id)+"/identities",
+	err := c.call(ctx, http.MethodPost, "/api/users/{}/identities", ids(id),
 		map[string]any{"connectorId": connectorID, "connectorData": connectorData}, &out)
 	return out, err
 }
 
 // PutIdentity implements identitycore.Core.
 func (c *Client) PutIdentity(ctx context.Context, id, target string, identity identitycore.Identity) error {
-	return c.call(ctx, http.MethodPut, "/api/users/"+url.PathEscape(id)+"/identities/"+url.PathEscape(target), identity, nil)
+	return c.call(ctx, http.MethodPut, "/api/users/{}/identities/{}", ids(id, target), identity, nil)
 }
 
 // DeleteIdentity implements identitycore.Core.
 func (c *Client) DeleteIdentity(ctx context.Context, id, target string) error {
-	return c.call(ctx, http.MethodDelete, "/api/users/"+url.PathEscape(id)+"/identities/"+url.PathEscape(target), nil, nil)
+	return c.call(ctx, http.MethodDelete, "/api/users/{}/identities/{}", ids(id, target), nil, nil)
+}
+
+// ids lists the ids a path template's {} stand for.
+func ids(v ...string) []string { return v }
+
+// Operation names the core call a request made by the Client is: its method and path template
+// with ids as ":id" ("GET /api/users/:id"), one of a fixed set, for metric labels. It is "" for
+// requests the Client did not make.
+func Operation(r *http.Request) string {
+	op, _ := r.Context().Value(operationKey{}).(string)
+	return op
+}
+
+type operationKey struct{}
+
+// buildPath fills the template's {} with ids, each checked and escaped as one path segment, so
+// an id can neither reach another route of the core nor walk up the path.
+func buildPath(template string, ids []string) (string, error) {
+	var b strings.Builder
+	rest := template
+	for _, id := range ids {
+		before, after, ok := strings.Cut(rest, "{}")
+		if !ok {
+			return "", errors.New("logto: more ids than the path template takes")
+		}
+		seg, err := identitycore.PathSegment(id)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(before)
+		b.WriteString(seg)
+		rest = after
+	}
+	if strings.Contains(rest, "{}") {
+		return "", errors.New("logto: fewer ids than the path template takes")
+	}
+	b.WriteString(rest)
+	return b.String(), nil
 }
 
 // call makes a Management API call with the machine-to-machine token, renewing the token and
-// retrying once when the core says it is no longer valid.
-func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+// retrying once when the core says it is no longer valid. template is the path with {} for
+// each of ids.
+func (c *Client) call(ctx context.Context, method, template string, ids []string, in, out any) error {
+	path, err := buildPath(template, ids)
+	if err != nil {
+		return err
+	}
 	var payload []byte
 	if in != nil {
-		var err error
 		if payload, err = json.Marshal(in); err != nil {
 			return err
 		}
 	}
-	op := method + " " + strings.SplitN(path, "?", 2)[0]
+	op := method + " " + strings.ReplaceAll(strings.SplitN(template, "?", 2)[0], "{}", ":id")
+	ctx = context.WithValue(ctx, operationKey{}, op)
 	for attempt := 0; ; attempt++ {
 		token, err := c.managementToken(ctx, attempt > 0)
 		if err != nil {
@@ -325,6 +368,7 @@ func (c *Client) fetchManagementToken(ctx context.Context) (string, error) {
 }
 
 func (c *Client) postForm(ctx context.Context, path string, form url.Values) (int, []byte, error) {
+	ctx = context.WithValue(ctx, operationKey{}, "POST "+path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, nil, err

@@ -156,3 +156,18 @@ func TestIntrospectionWithWrongGatewayCredentials(t *testing.T) {
 		t.Fatalf("introspection: %+v %v", in, err)
 	}
 }
+
+func TestBuildPathEscapesEachID(t *testing.T) {
+	p, err := buildPath("/api/users/{}/identities/{}", []string{"u1", "a/../b"})
+	if err != nil || p != "/api/users/u1/identities/a%2F..%2Fb" {
+		t.Fatalf("%q %v", p, err)
+	}
+	for _, ids := range [][]string{{".."}, {"."}, {""}} {
+		if _, err := buildPath("/api/connectors/{}", ids); err != identitycore.ErrInvalidID {
+			t.Fatalf("%q: %v", ids, err)
+		}
+	}
+	if _, err := buildPath("/api/users/{}", nil); err == nil {
+		t.Fatal("a template with an unfilled id was built")
+	}
+}
