@@ -75,15 +75,11 @@ func (h *Handler) patchAccount(c *call) error {
 	ctx := c.r.Context()
 	if p.hasUsername {
 		if p.username == nil {
-			unlock, err := h.lockIdentifiers(c)
+			u, unlock, err := h.lockedCaller(c)
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			u, err := h.cfg.Core.User(ctx, c.principal.Subject, true)
-			if err != nil {
-				return coreError(err)
-			}
 			remaining := u.IdentifierCount()
 			if u.Username != nil && *u.Username != "" {
 				remaining--

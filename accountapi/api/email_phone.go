@@ -105,16 +105,12 @@ func normalizePhone(digits string) (string, error) {
 // of their rows (reference §3.3 N10, N12: step-up, field, scope, first-party client): the user
 // keeps an identifier.
 func (h *Handler) deletePrimary(c *call, p primaryIdentifier) error {
-	unlock, err := h.lockIdentifiers(c)
+	u, unlock, err := h.lockedCaller(c)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	ctx := c.r.Context()
-	u, err := h.cfg.Core.User(ctx, c.principal.Subject, true) // from the core, not a cache
-	if err != nil {
-		return coreError(err)
-	}
 	current := u.Primary(p.field)
 	if err := keepsAnIdentifier(u, current != nil && *current != ""); err != nil {
 		return err
@@ -131,19 +127,24 @@ func (h *Handler) deletePrimary(c *call, p primaryIdentifier) error {
 // (longer than the core calls it guards), and how long another change waits for it.
 const identifierLockTTL = 15 * time.Second
 
-// lockIdentifiers serialises the changes that remove one of the caller's identifiers, on every
-// instance: each reads the user from the core and then writes, so two in parallel (removing the
-// email and the phone) could otherwise both see the other identifier and leave none. A change
-// that cannot get the lock in time is refused with 429.
-func (h *Handler) lockIdentifiers(c *call) (unlock func(), err error) {
+// lockedCaller serialises the changes that remove one of the caller's identifiers, on every
+// instance, and reads the caller from the core (not a cache) under the lock: each such change
+// reads then writes, so two in parallel (removing the email and the phone) could otherwise both
+// see the other identifier and leave none. unlock ends the lock. A change that cannot get the
+// lock in time is refused with 429.
+func (h *Handler) lockedCaller(c *call) (u *identitycore.User, unlock func(), err error) {
 	ctx, cancel := context.WithTimeout(c.r.Context(), identifierLockTTL)
 	defer cancel()
 	unlock, err = h.cfg.Protections.Limiter.Lock(ctx, "identifiers", c.principal.Subject, identifierLockTTL)
 	if err != nil {
 		setRetryAfter(c.w, time.Second)
-		return nil, apierror.RateLimited
+		return nil, nil, apierror.RateLimited
 	}
-	return unlock, nil
+	if u, err = h.cfg.Core.User(c.r.Context(), c.principal.Subject, true); err != nil {
+		unlock()
+		return nil, nil, coreError(err)
+	}
+	return u, unlock, nil
 }
 
 // keepsAnIdentifier is Logto NOW's identifier retention rule: removing one identifier (when

@@ -71,15 +71,11 @@ func (h *Handler) unlinkIdentity(c *call) error {
 		return apierror.IdentityNotExist
 	}
 	// The identifier rule reads then writes: under the user's lock, on a fresh read.
-	unlock, err := h.lockIdentifiers(c)
+	u, unlock, err := h.lockedCaller(c)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	u, err := h.cfg.Core.User(ctx, c.principal.Subject, true)
-	if err != nil {
-		return coreError(err)
-	}
 	if _, linked := u.Identities[target]; !linked {
 		return apierror.IdentityNotExist
 	}
