@@ -27,14 +27,14 @@ import (
 // core does not know it, 400 connector.unexpected_type when it is not a social connector.
 // An id that no connector can have is refused the same way without asking the core.
 func (h *Handler) connector(c *call, id string) (*identitycore.Connector, error) {
-	var conn *identitycore.Connector
-	err := error(identitycore.ErrInvalidID)
-	if identitycore.ConnectorID.Valid(id) {
-		conn, err = h.cfg.Core.Connector(c.r.Context(), id)
+	unknown := apierror.Interpolated(http.StatusUnprocessableEntity, "session.invalid_connector_id",
+		map[string]string{"connectorId": id})
+	if !identitycore.ConnectorID.Valid(id) {
+		return nil, unknown
 	}
+	conn, err := h.cfg.Core.Connector(c.r.Context(), id)
 	if ce, ok := errors.AsType[*identitycore.Error](err); ok && ce.Status == http.StatusNotFound {
-		return nil, apierror.Interpolated(http.StatusUnprocessableEntity, "session.invalid_connector_id",
-			map[string]string{"connectorId": id})
+		return nil, unknown
 	}
 	if err != nil {
 		return nil, coreError(err)

@@ -1,15 +1,13 @@
 package identitycore
 
-import (
-	"net/http"
-	"net/url"
-	"strings"
-)
+import "strings"
 
 // IDRule is the shape of one kind of id that a route takes from a caller and places in a core
-// URL: a length bound and a character set, both no wider than what Logto makes or accepts.
-// Every such value goes through its rule before it reaches the core, and PathSegment escapes
-// it there; "." and ".." are never ids.
+// URL: a length bound and a character set, both no wider than what Logto makes or accepts
+// (ASCII letters and digits, "-" and "_": Logto's standard ids and oidc-provider's nanoids).
+// Routes check what they are given with the rule of its kind and answer as Logto does for an
+// unknown one; the core client checks every id against CoreID again before it builds a URL (and
+// answers ErrInvalidID), so "." and "..", a slash or a percent sign never reach the core.
 type IDRule struct {
 	max   int
 	chars string // allowed beyond ASCII letters and digits
@@ -17,12 +15,14 @@ type IDRule struct {
 
 // The ids of Logto that routes take from callers.
 var (
+	// CoreID is any id the core client places in a URL (Logto keeps ids in varchar(128)).
+	CoreID = IDRule{max: 128, chars: "-_"}
 	// ConnectorID is a connector's id: Logto generates 12 lowercase letters and digits, and
-	// accepts a proposed id of up to 128 characters; URL-safe ones are allowed.
-	ConnectorID = IDRule{max: 128, chars: "-_."}
+	// accepts a proposed id of up to 128 characters.
+	ConnectorID = IDRule{max: 128, chars: "-_"}
 	// IdentityTarget is a social identity's target (a connector's metadata.target, such as
-	// "google"), up to 128 URL-safe characters.
-	IdentityTarget = IDRule{max: 128, chars: "-_."}
+	// "google").
+	IdentityTarget = IDRule{max: 128, chars: "-_"}
 	// SessionID and GrantID are oidc-provider's ids (nanoid: letters, digits, "-" and "_").
 	SessionID = IDRule{max: 64, chars: "-_"}
 	GrantID   = IDRule{max: 64, chars: "-_"}
@@ -44,17 +44,4 @@ func (r IDRule) Valid(s string) bool {
 		}
 	}
 	return true
-}
-
-// ErrInvalidID is the core client's answer to an id it will not place in a URL (empty, "." or
-// "..", or over 256 bytes): what the core would answer for an id it does not know. Routes check
-// their ids with an IDRule first; this is the last line.
-var ErrInvalidID = &Error{Status: http.StatusNotFound, Message: "an id that cannot be placed in a core URL"}
-
-// PathSegment returns s escaped as one URL path segment, or ErrInvalidID.
-func PathSegment(s string) (string, error) {
-	if s == "" || s == "." || s == ".." || len(s) > 256 {
-		return "", ErrInvalidID
-	}
-	return url.PathEscape(s), nil
 }

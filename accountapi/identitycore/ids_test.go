@@ -6,28 +6,17 @@ import (
 )
 
 func TestIDRules(t *testing.T) {
-	for _, ok := range []string{"abc123", "mock-social", "a_b", "a.b", strings.Repeat("x", 128)} {
+	for _, ok := range []string{"abc123", "mock-social", "a_b", strings.Repeat("x", 128)} {
 		if !ConnectorID.Valid(ok) {
 			t.Errorf("connector id %q refused", ok)
 		}
 	}
-	for _, bad := range []string{"", ".", "..", "a/b", "a%2Fb", "a b", "ü", "a?b", "a#b", "a\x00", strings.Repeat("x", 129)} {
+	for _, bad := range []string{"", ".", "..", "a.b", "a/b", "a%2Fb", "a b", "ü", "a?b", "a#b", "a\x00", strings.Repeat("x", 129)} {
 		if ConnectorID.Valid(bad) || IdentityTarget.Valid(bad) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
 	if SessionID.Valid("a.b") || !SessionID.Valid("Ab_-9") {
 		t.Error("session ids are nanoids: letters, digits, - and _")
-	}
-}
-
-func TestPathSegment(t *testing.T) {
-	for _, bad := range []string{"", ".", "..", strings.Repeat("x", 257)} {
-		if _, err := PathSegment(bad); err != ErrInvalidID {
-			t.Errorf("%q: %v", bad, err)
-		}
-	}
-	if seg, _ := PathSegment("../users/x?y#z"); seg != "..%2Fusers%2Fx%3Fy%23z" {
-		t.Errorf("escaped as %q", seg)
 	}
 }

@@ -256,7 +256,7 @@ func buildPath(template string, ids []string) (string, error) {
 		if !ok {
 			return "", errors.New("logto: more ids than the path template takes")
 		}
-		seg, err := identitycore.PathSegment(id)
+		seg, err := pathID(id)
 		if err != nil {
 			return "", err
 		}
@@ -435,45 +435,13 @@ func errorCode(body []byte) string {
 	return e.Error
 }
 
-// maxIDLength bounds an id put in a core URL: Logto keeps user ids, OIDC session uids and
-// grant ids in varchar(128) columns (oidc-provider makes them 21-character nanoids).
-const maxIDLength = 128
-
 // pathID returns id escaped for a core URL path, or ErrInvalidID when it cannot name anything at
-// the core. Logto's ids (its standard ids and oidc-provider's nanoids) use only ASCII letters,
-// digits, '-' and '_', so a dot segment, a slash or a percent sign never reaches the core.
+// the core (identitycore.CoreID): a dot segment, a slash or a percent sign never reaches it.
 func pathID(id string) (string, error) {
-	if id == "" || len(id) > maxIDLength {
+	if !identitycore.CoreID.Valid(id) {
 		return "", identitycore.ErrInvalidID
 	}
-	for i := 0; i < len(id); i++ {
-		b := id[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_') {
-			return "", identitycore.ErrInvalidID
-		}
-	}
 	return url.PathEscape(id), nil // a no-op for this alphabet; kept so the rule is visible
-}
-
-// userPath is /api/users/{id} followed by the escaped segments of rest (each an id).
-func userPath(id string, rest ...string) (string, error) {
-	p, err := pathID(id)
-	if err != nil {
-		return "", err
-	}
-	path := "/api/users/" + p
-	for i, seg := range rest {
-		if i%2 == 0 { // a literal collection name
-			path += "/" + seg
-			continue
-		}
-		e, err := pathID(seg)
-		if err != nil {
-			return "", err
-		}
-		path += "/" + e
-	}
-	return path, nil
 }
 
 func basicAuth(user, pass string) string {

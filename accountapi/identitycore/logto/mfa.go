@@ -17,12 +17,8 @@ import (
 
 // MfaVerifications implements identitycore.Core.
 func (c *Client) MfaVerifications(ctx context.Context, id string) ([]identitycore.MfaVerification, error) {
-	p, err := userPath(id, "mfa-verifications")
-	if err != nil {
-		return nil, err
-	}
 	var out []identitycore.MfaVerification
-	if err := c.call(ctx, http.MethodGet, p, nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, "/api/users/{}/mfa-verifications", ids(id), nil, &out); err != nil {
 		return nil, err
 	}
 	if out == nil {
@@ -34,30 +30,18 @@ func (c *Client) MfaVerifications(ctx context.Context, id string) ([]identitycor
 // AddMfaVerification implements identitycore.Core. The core answers the secret and a QR code
 // (TOTP) or the codes (backup codes); the caller already has them, so the answer is dropped.
 func (c *Client) AddMfaVerification(ctx context.Context, id string, factor identitycore.NewMfaVerification) error {
-	p, err := userPath(id, "mfa-verifications")
-	if err != nil {
-		return err
-	}
-	return c.call(ctx, http.MethodPost, p, factor, nil)
+	return c.call(ctx, http.MethodPost, "/api/users/{}/mfa-verifications", ids(id), factor, nil)
 }
 
 // DeleteMfaVerification implements identitycore.Core.
 func (c *Client) DeleteMfaVerification(ctx context.Context, id, verificationID string) error {
-	p, err := userPath(id, "mfa-verifications", verificationID)
-	if err != nil {
-		return err
-	}
-	return c.call(ctx, http.MethodDelete, p, nil, nil)
+	return c.call(ctx, http.MethodDelete, "/api/users/{}/mfa-verifications/{}", ids(id, verificationID), nil, nil)
 }
 
 // LogtoConfig implements identitycore.Core.
 func (c *Client) LogtoConfig(ctx context.Context, id string) (*identitycore.LogtoConfig, error) {
-	p, err := userPath(id, "logto-configs")
-	if err != nil {
-		return nil, err
-	}
 	var out identitycore.LogtoConfig
-	if err := c.call(ctx, http.MethodGet, p, nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, "/api/users/{}/logto-configs", ids(id), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -65,12 +49,8 @@ func (c *Client) LogtoConfig(ctx context.Context, id string) (*identitycore.Logt
 
 // UpdateLogtoConfig implements identitycore.Core.
 func (c *Client) UpdateLogtoConfig(ctx context.Context, id string, patch identitycore.LogtoConfigPatch) (*identitycore.LogtoConfig, error) {
-	p, err := userPath(id, "logto-configs")
-	if err != nil {
-		return nil, err
-	}
 	var out identitycore.LogtoConfig
-	if err := c.call(ctx, http.MethodPatch, p, patch, &out); err != nil {
+	if err := c.call(ctx, http.MethodPatch, "/api/users/{}/logto-configs", ids(id), patch, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
