@@ -34,6 +34,8 @@ type options struct {
 	extra string
 	// redis address shared by the instance(s).
 	redis string
+	// redisTimeout, when set, is the module's bound on each Redis call (default 100ms).
+	redisTimeout string
 	// coreURL, when set, is where the module reaches the core (e.g. a fault proxy); the
 	// site's reverse_proxy still goes to the dev core.
 	coreURL string
@@ -69,6 +71,9 @@ func (e *env) caddyfile(p harness.Ports, opts options) string {
 	redis := ""
 	if opts.redis != "" {
 		redis = "redis {\n\t\t\taddress " + opts.redis + "\n\t\t}"
+		if opts.redisTimeout != "" {
+			redis = strings.Replace(redis, "\n\t\t}", "\n\t\t\ttimeout "+opts.redisTimeout+"\n\t\t}", 1)
+		}
 	}
 	coreURL := e.core.URL
 	if opts.coreURL != "" {
