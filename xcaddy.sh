@@ -221,7 +221,7 @@ cmd_run() {
 
 	local resp token
 	resp="$(curl -s -X POST "$url/dev/tokens" -H 'content-type: application/json' \
-		-d "{\"userId\":\"$user_id\",\"scope\":\"openid profile email phone identities custom_data address\"}")"
+		-d "{\"userId\":\"$user_id\",\"scope\":\"openid profile email phone identities custom_data address urn:logto:scope:sessions\"}")"
 	token="$(json_field access_token "$resp")"
 	[[ -n "$token" ]] || die "could not mint a user token: $resp"
 
@@ -243,6 +243,7 @@ curl -s $api/api/my-account -H "authorization: Bearer \$TOKEN"
 curl -s -X PATCH $api/api/my-account -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"name":"Ada Lovelace"}'
 export VID=\$(curl -s -X POST $api/api/verifications/password -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"password":"$password"}' | sed -n 's/.*"verificationRecordId":"\([^"]*\)".*/\1/p'); echo "\$VID"
 curl -s -X PATCH $api/api/my-account -H "authorization: Bearer \$TOKEN" -H "logto-verification-id: \$VID" -H 'content-type: application/json' -d '{"username":"ada_lovelace"}'
+curl -s $api/api/my-account/user-assets/avatar -H "authorization: Bearer \$TOKEN" -F file=@photo.png
 
   Starting Caddy with Caddyfile.example on $api (admin 127.0.0.1:$admin_port); Ctrl-C stops both.
 

@@ -84,8 +84,12 @@ type Handler struct {
 	cfg     Config
 	mux     *http.ServeMux
 	signIn  *memo.Value[*identitycore.SignInExperience]
+	assets  *memo.Value[*identitycore.UserAssetsStatus]
 	apps    *otter.Cache[string, appAnswer]
 	origins map[string]bool
+
+	// uploadSlots holds one token per avatar upload in progress (see maxConcurrentUploads).
+	uploadSlots chan struct{}
 }
 
 // New returns a Handler.
@@ -110,11 +114,13 @@ func New(cfg Config) *Handler {
 		cfg:    cfg,
 		mux:    http.NewServeMux(),
 		signIn: memo.New(cfg.Core.SignInExperience, cfg.PolicyTTL),
+		assets: memo.New(cfg.Core.UserAssetsStatus, cfg.PolicyTTL),
 		apps: otter.Must(&otter.Options[string, appAnswer]{
 			MaximumSize:      10_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, appAnswer](cfg.PolicyTTL),
 		}),
 	}
+	h.uploadSlots = make(chan struct{}, maxConcurrentUploads)
 	if len(cfg.AllowedOrigins) > 0 {
 		h.origins = make(map[string]bool, len(cfg.AllowedOrigins))
 		for _, o := range cfg.AllowedOrigins {

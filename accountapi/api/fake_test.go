@@ -40,6 +40,7 @@ type fakeCore struct {
 	// (mfa_fake_test.go).
 	mfa          map[string][]fakeFactor
 	logtoConfigs map[string]*identitycore.LogtoConfig
+	fakeSessions // sessions, grants and user assets: fake_sessions_test.go
 }
 
 func newFakeCore() *fakeCore {

@@ -145,7 +145,7 @@ func socialConnector(b *bench) {
 }
 
 func orderCases(t *testing.T) []orderCase {
-	return append(baseOrderCases(), mfaOrderCases(t)...)
+	return slices.Concat(baseOrderCases(), mfaOrderCases(t), sessionOrderCases())
 }
 
 func baseOrderCases() []orderCase {

@@ -57,7 +57,7 @@ import (
 // A route whose request is not a JSON object (a multipart upload, a query) gets its own guard.
 // newHandler checks the rows (validRoute), so a malformed row fails at start-up.
 func (h *Handler) routeTable() []route {
-	return []route{
+	rows := []route{
 		{pattern: "GET /api/my-account", serve: h.getAccount},
 		{
 			pattern: "PATCH /api/my-account", // N2
@@ -222,7 +222,44 @@ func (h *Handler) routeTable() []route {
 			checks: []check{stepUp(), scope("identities", 401), firstParty()},
 			serve:  h.deleteMfaVerification,
 		},
+		{
+			pattern: "GET /api/my-account/sessions", // N27
+			checks:  sessionChecks(read),
+			serve:   h.listSessions,
+		},
+		{
+			// Revoking a session or grant ends tokens: the caller's own must still be live.
+			pattern: "DELETE /api/my-account/sessions/{sessionId}", revalidate: true, // N28
+			audit: "account.sessions.revoke", auditFields: []string{"session"},
+			guard:  enumQuery("revokeGrantsTarget", revokeGrantsTargets),
+			checks: sessionChecks(edit),
+			serve:  h.deleteSession,
+		},
+		{
+			pattern: "GET /api/my-account/grants", // N29
+			guard:   enumQuery("appType", appTypes),
+			checks:  sessionChecks(read),
+			serve:   h.listGrants,
+		},
+		{
+			pattern: "DELETE /api/my-account/grants/{grantId}", revalidate: true, // N30
+			audit: "account.grants.revoke", auditFields: []string{"session"},
+			checks: sessionChecks(edit),
+			serve:  h.deleteGrant,
+		},
+		{
+			pattern: "POST /api/my-account/user-assets/avatar", // N33
+			audit:   "account.avatar.upload", auditFields: []string{"avatar"},
+			guard:  avatarFile,
+			checks: []check{scope("profile", 401), firstParty(), field(edit, "avatar")},
+			serve:  h.uploadAvatar,
+		},
 	}
+	// What the Management API cannot express: one 501 after authentication and the switch.
+	for _, pattern := range unsupportedRoutes {
+		rows = append(rows, route{pattern: pattern, serve: notImplemented})
+	}
+	return rows
 }
 
 // primaryChecks are the checks both changes of a primary address make, in Logto NOW's order

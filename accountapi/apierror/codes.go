@@ -79,6 +79,15 @@ var messages = map[string]string{
 	"user.totp_secret_invalid":                 "Invalid TOTP secret supplied.",
 	"user.wrong_backup_code_format":            "Backup code format is invalid.",
 	"request.not_implemented":                  "This route of Logto's Account API cannot be served through the Management API.",
+
+	"oidc.session_not_found":                       "Session not found.",
+	"oidc.invalid_session_account_id":              "Session accountId mismatch.",
+	"oidc.invalid_grant":                           "Grant request is invalid.",
+	"oidc.failed_to_cleanup_session_authorization": "Failed to clean up session authorization.",
+	"guard.file_size_exceeded":                     "File size exceeded.",
+	"guard.mime_type_not_allowed":                  "MIME type is not allowed.",
+	"storage.not_configured":                       "Storage provider is not configured.",
+	"storage.upload_error":                         "Failed to upload file to the storage provider.",
 }
 
 // Message returns the English message for code, or the code itself when it is not catalogued.
@@ -145,6 +154,15 @@ var (
 	BackupCodeAlreadyInUse  = New(http.StatusUnprocessableEntity, "user.backup_code_already_in_use")
 	TotpSecretInvalid       = New(http.StatusBadRequest, "user.totp_secret_invalid") // the Account API's 400; the Management API says 422
 	WrongBackupCodeFormat   = New(http.StatusUnprocessableEntity, "user.wrong_backup_code_format")
+
+	// Logto's sessions route builds these with the status in data, not in the metadata, so they
+	// answer 400 with data {"status":404} (reference §0.2) where the Management API says 404.
+	SessionNotFound        = New(http.StatusBadRequest, "oidc.session_not_found").WithData(map[string]int{"status": 404})
+	SessionAccountMismatch = New(http.StatusBadRequest, "oidc.invalid_session_account_id").WithData(map[string]int{"status": 404})
+	GrantNotFound          = New(http.StatusNotFound, "oidc.invalid_grant")
+	FileSizeExceeded       = New(http.StatusBadRequest, "guard.file_size_exceeded")
+	MimeTypeNotAllowed     = New(http.StatusBadRequest, "guard.mime_type_not_allowed")
+	StorageNotConfigured   = New(http.StatusBadRequest, "storage.not_configured")
 	// NotImplemented is the one answer of every Logto route the Management API cannot express
 	// (WebAuthn registration and naming, reading backup codes, provider tokens, trusted devices).
 	NotImplemented = New(http.StatusNotImplemented, "request.not_implemented")

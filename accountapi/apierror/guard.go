@@ -62,17 +62,45 @@ func TooBig(max int, path ...any) Issue {
 
 // BadDiscriminator reports a discriminated union's tag that is none of options.
 func BadDiscriminator(options []string, path ...any) Issue {
+	return Issue{Code: "invalid_union_discriminator", Options: options, Path: path,
+		Message: "Invalid discriminator value. Expected " + enumUnion(options)}
+}
+
+// InvalidEnum reports a string that is none of options (zod enum and nativeEnum).
+func InvalidEnum(options []string, got string, path ...any) Issue {
+	return Issue{Code: "invalid_enum_value", Received: got, Options: options, Path: path,
+		Message: fmt.Sprintf("Invalid enum value. Expected %s, received '%s'", enumUnion(options), got)}
+}
+
+// NotAnEnumValue reports a value of another JSON type (e.g. a repeated query parameter, which
+// is an array) where an enum was expected.
+func NotAnEnumValue(options []string, received string, path ...any) Issue {
+	return InvalidType(enumUnion(options), received, path...)
+}
+
+// enumUnion names an enum's values as zod does: 'a' | 'b'.
+func enumUnion(options []string) string {
 	quoted := make([]string, len(options))
 	for i, o := range options {
 		quoted[i] = "'" + o + "'"
 	}
-	return Issue{Code: "invalid_union_discriminator", Options: options, Path: path,
-		Message: "Invalid discriminator value. Expected " + strings.Join(quoted, " | ")}
+	return strings.Join(quoted, " | ")
 }
 
 // InvalidBody is Logto's 400 guard.invalid_input for a request body, with the zod issues in data
 // and the same one-line-per-issue details text.
-func InvalidBody(issues ...Issue) *Error {
+func InvalidBody(issues ...Issue) *Error { return invalidInput("body", issues) }
+
+// InvalidQuery is InvalidBody for the query string.
+func InvalidQuery(issues ...Issue) *Error { return invalidInput("query", issues) }
+
+// InvalidFiles is InvalidBody for the files of a multipart body.
+func InvalidFiles(issues ...Issue) *Error { return invalidInput("files", issues) }
+
+func invalidInput(part string, issues []Issue) *Error {
+	if issues == nil {
+		issues = []Issue{} // zod's issues are a list, even an empty one
+	}
 	lines := make([]string, len(issues))
 	for i, is := range issues {
 		path := make([]string, len(is.Path))
@@ -84,7 +112,7 @@ func InvalidBody(issues ...Issue) *Error {
 	return &Error{
 		Status:  http.StatusBadRequest,
 		Code:    "guard.invalid_input",
-		Message: "The request body is invalid.",
+		Message: "The request " + part + " is invalid.",
 		Data:    map[string]any{"issues": issues, "name": "ZodError"},
 		Details: strings.Join(lines, "\n"),
 	}

@@ -65,6 +65,60 @@ type Core interface {
 	LogtoConfig(ctx context.Context, id string) (*LogtoConfig, error)
 	// UpdateLogtoConfig merges the given settings into the user's and returns the result.
 	UpdateLogtoConfig(ctx context.Context, id string, patch LogtoConfigPatch) (*LogtoConfig, error)
+
+	// Sessions lists the user's active OIDC sessions.
+	Sessions(ctx context.Context, id string) ([]Session, error)
+	// DeleteSession ends one of the user's sessions; revokeGrants ("", "all" or "firstParty")
+	// also revokes the grants of the applications the session authorised.
+	DeleteSession(ctx context.Context, id, sessionID, revokeGrants string) error
+	// Grants lists the user's active application grants; appType ("", "firstParty" or
+	// "thirdParty") filters them. Each grant is passed on as the core gave it.
+	Grants(ctx context.Context, id, appType string) ([]json.RawMessage, error)
+	// DeleteGrant revokes one of the user's grants and the tokens issued under it.
+	DeleteGrant(ctx context.Context, id, grantID string) error
+	// UserAssetsStatus says whether the core can store uploaded files, and within which limits.
+	UserAssetsStatus(ctx context.Context) (*UserAssetsStatus, error)
+	// UploadUserAsset stores a file and returns its public URL.
+	UploadUserAsset(ctx context.Context, asset Asset) (string, error)
+}
+
+// Session is one OIDC session of a user. Raw is the session exactly as the core listed it; the
+// typed members are what the Account API reads from it.
+type Session struct {
+	Payload struct {
+		UID string `json:"uid"`
+		// Authorizations are the applications signed in through the session, by client id;
+		// each has the session id (sid) its tokens carry.
+		Authorizations map[string]struct {
+			SID string `json:"sid"`
+		} `json:"authorizations"`
+	} `json:"payload"`
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON keeps the session's JSON beside the members it decodes.
+func (s *Session) UnmarshalJSON(b []byte) error {
+	type plain Session
+	if err := json.Unmarshal(b, (*plain)(s)); err != nil {
+		return err
+	}
+	s.Raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+// UserAssetsStatus is the core's user-assets service status.
+type UserAssetsStatus struct {
+	// Status is "ready" or "not_configured".
+	Status               string   `json:"status"`
+	AllowUploadMimeTypes []string `json:"allowUploadMimeTypes,omitempty"`
+	MaxUploadFileSize    int64    `json:"maxUploadFileSize,omitempty"`
+}
+
+// Asset is a file to store at the core.
+type Asset struct {
+	Filename    string
+	ContentType string
+	Content     []byte
 }
 
 // Identifier is an address a verification code goes to: Type "email" or "phone".

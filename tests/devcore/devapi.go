@@ -3,6 +3,8 @@ package devcore
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,6 +29,10 @@ type MintRequest struct {
 	// introspection knows) or "jwt" (an RS256 access token for Audience).
 	Format   string `json:"format,omitempty"`
 	Audience string `json:"audience,omitempty"`
+	// SessionID, for an opaque token, is the OIDC session (a uid from an earlier mint) the token
+	// is issued through, as when the user signs in to another application of the same browser
+	// session; empty starts a new session.
+	SessionID string `json:"sessionId,omitempty"`
 }
 
 // MintResponse is the answer of POST /dev/tokens, shaped like a token endpoint response.
@@ -35,6 +41,10 @@ type MintResponse struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope"`
+	// SessionID and GrantID (opaque tokens only) are the OIDC session and grant the token was
+	// issued through: what GET /api/users/{userId}/sessions and /grants list.
+	SessionID string `json:"session_id,omitempty"`
+	GrantID   string `json:"grant_id,omitempty"`
 }
 
 func devInputError(w http.ResponseWriter, reason string) {
@@ -102,19 +112,35 @@ func (c *Core) handleDevMintToken(w http.ResponseWriter, r *http.Request) {
 			writeInternalError(w)
 			return
 		}
-	} else {
+	}
+	resp := MintResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: req.Scope}
+	if req.Format == "opaque" {
 		now := time.Now()
 		token = opaqueToken()
 		c.mu.Lock()
-		rec := &tokenRecord{subject: req.UserID, clientID: req.ClientID, scope: req.Scope,
-			audience: req.Audience, issuedAt: now, expires: now.Add(ttl)}
-		if req.NoClient {
-			rec.clientID = ""
+		session, auth, ok := c.signIn(req.UserID, req.ClientID, req.SessionID, req.Scope, now)
+		if ok {
+			rec := &tokenRecord{subject: req.UserID, clientID: req.ClientID, scope: req.Scope,
+				audience: req.Audience, issuedAt: now, expires: now.Add(ttl),
+				grantID: auth.grantID, sessionUID: session.uid,
+				expiresWithSession: !slices.Contains(strings.Fields(req.Scope), "offline_access")}
+			if app.includesSid() {
+				rec.sid = auth.sid
+			}
+			if req.NoClient { // such a token belongs to no client's grant or session either
+				*rec = tokenRecord{subject: rec.subject, scope: rec.scope, audience: rec.audience,
+					issuedAt: rec.issuedAt, expires: rec.expires}
+			}
+			c.tokens[token] = rec
 		}
-		c.tokens[token] = rec
 		c.mu.Unlock()
+		if !ok {
+			devInputError(w, "sessionId is not a live session of the user")
+			return
+		}
+		resp.AccessToken, resp.SessionID, resp.GrantID = token, session.uid, auth.grantID
 	}
-	writeJSON(w, http.StatusOK, MintResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: req.Scope})
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleDevRevokeToken revokes an opaque token: introspection then says inactive. Unknown tokens

@@ -34,8 +34,16 @@
 //	POST   /api/connectors/{connectorId}/authorization-uri
 //	GET    /api/users/{userId}/mfa-verifications, POST, DELETE …/{verificationId}   (mfa.go)
 //	GET    /api/users/{userId}/logto-configs, PATCH
+//	GET    /api/users/{userId}/sessions     the user's OIDC sessions (minted tokens create them)
+//	DELETE /api/users/{userId}/sessions/{sessionId}   ?revokeGrantsTarget=all|firstParty
+//	GET    /api/users/{userId}/grants       ?appType=firstParty|thirdParty
+//	DELETE /api/users/{userId}/grants/{grantId}
+//	GET    /api/user-assets/service-status  ready by default; POST /dev/user-assets changes it
+//	POST   /api/user-assets                 multipart "file"; stored in memory
 //	GET    /dev/verification-codes?to=…     dev only: the last code sent to an address
-//	POST   /dev/tokens                      dev only: {userId, scope, clientId?, expiresIn?, format?, audience?}
+//	POST   /dev/tokens                      dev only: {userId, scope, clientId?, expiresIn?, format?, audience?, sessionId?}
+//	POST   /dev/user-assets                 dev only: {status?, maxUploadFileSize?, failUploads?}
+//	GET    /dev/user-assets/{key}           dev only: an uploaded file, as stored
 //	POST   /dev/tokens/revoke               dev only: {token}
 //	GET    /dev/stats, POST /dev/stats/reset
 //	POST   /dev/introspection-delay         dev only: {"ms": 200}
@@ -119,6 +127,9 @@ type Core struct {
 	accountCenter accountCenter
 	signInExp     ordered
 	tokens        map[string]*tokenRecord // opaque access tokens by value
+	sessions      map[string]*oidcSession // OIDC sessions by uid
+	grants        map[string]*oidcGrant   // OIDC grants by id
+	assets        userAssets
 	introDelay    time.Duration
 	mgmtDelay     time.Duration
 	stats         Stats
@@ -144,10 +155,13 @@ type Stats struct {
 // New returns a seeded Core. It panics only if the system cannot generate an RSA key.
 func New(cfg Config) *Core {
 	c := &Core{
-		cfg:     cfg.withDefaults(),
-		users:   map[string]*user{},
-		tokens:  map[string]*tokenRecord{},
-		clients: map[string]string{},
+		cfg:      cfg.withDefaults(),
+		users:    map[string]*user{},
+		tokens:   map[string]*tokenRecord{},
+		sessions: map[string]*oidcSession{},
+		grants:   map[string]*oidcGrant{},
+		assets:   newUserAssets(),
+		clients:  map[string]string{},
 
 		connectors: seedConnectors(),
 		passcodes:  map[string]*passcode{},
@@ -251,6 +265,12 @@ func (c *Core) routes() http.Handler {
 		"GET /api/connectors":                                  c.handleListConnectors,
 		"GET /api/connectors/{id}":                             c.handleGetConnector,
 		"POST /api/connectors/{connectorId}/authorization-uri": c.handleAuthorizationURI,
+		"GET /api/users/{userId}/sessions":                     c.handleListSessions,
+		"DELETE /api/users/{userId}/sessions/{sessionId}":      c.handleDeleteSession,
+		"GET /api/users/{userId}/grants":                       c.handleListGrants,
+		"DELETE /api/users/{userId}/grants/{grantId}":          c.handleDeleteGrant,
+		"GET /api/user-assets/service-status":                  c.handleUserAssetsStatus,
+		"POST /api/user-assets":                                c.handleUploadUserAsset,
 	} {
 		mux.Handle(pattern, c.management(pattern, h))
 	}
@@ -267,6 +287,8 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("POST /dev/keys/rotate", c.handleDevRotateKey)
 	mux.HandleFunc("GET /dev/verification-codes", c.handleDevLastCode)
 	mux.HandleFunc("DELETE /dev/connectors/{id}", c.handleDevDeleteConnector)
+	mux.HandleFunc("POST /dev/user-assets", c.handleDevUserAssets)
+	mux.HandleFunc("GET /dev/user-assets/{key...}", c.handleDevGetUserAsset)
 	return mux
 }
 

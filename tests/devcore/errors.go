@@ -59,6 +59,15 @@ var messages = map[string]string{
 	"session.mfa.backup_code_can_not_be_alone":                "Backup code can not be the only MFA.",
 	"sign_in_experiences.duplicated_mfa_factors":              "Duplicated MFA factors.",
 	"sign_in_experiences.backup_code_cannot_be_enabled_alone": "Backup code cannot be enabled alone.",
+
+	// Sessions, grants and user assets (sessions.go, assets.go).
+	"oidc.session_not_found":          "Session not found.",
+	"oidc.invalid_session_account_id": "Session accountId mismatch.",
+	"oidc.invalid_grant":              "Grant request is invalid.",
+	"guard.file_size_exceeded":        "File size exceeded.",
+	"guard.mime_type_not_allowed":     "MIME type is not allowed.",
+	"storage.not_configured":          "Storage provider is not configured.",
+	"storage.upload_error":            "Failed to upload file to the storage provider.",
 }
 
 // newError builds a Logto error; args fill a message template (only request.invalid_input and

@@ -23,9 +23,14 @@ type tokenRecord struct {
 	issuedAt time.Time
 	expires  time.Time
 	revoked  bool
-}
 
-func (t *tokenRecord) active(now time.Time) bool { return !t.revoked && now.Before(t.expires) }
+	// The grant and session the token was issued through (see sessions.go); sid is set only for
+	// clients whose tokens carry it.
+	grantID, sessionUID, sid string
+	// expiresWithSession: the token dies with its session (oidc-provider's default for tokens
+	// issued without offline_access).
+	expiresWithSession bool
+}
 
 func oidcHeaders(w http.ResponseWriter) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
@@ -253,11 +258,12 @@ func (c *Core) handleIntrospection(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	rec := c.tokens[token]
 	var snapshot tokenRecord
+	active := rec != nil && c.tokenActive(rec, time.Now())
 	if rec != nil {
 		snapshot = *rec
 	}
 	c.mu.Unlock()
-	if rec == nil || !snapshot.active(time.Now()) {
+	if !active {
 		writeJSON(w, http.StatusOK, ordered{{"active", false}})
 		return
 	}
@@ -268,6 +274,11 @@ func (c *Core) handleIntrospection(w http.ResponseWriter, r *http.Request) {
 	resp = append(resp,
 		member{"exp", snapshot.expires.Unix()},
 		member{"iat", snapshot.issuedAt.Unix()},
+	)
+	if snapshot.sid != "" {
+		resp = append(resp, member{"sid", snapshot.sid})
+	}
+	resp = append(resp,
 		member{"iss", c.issuer(r)},
 		member{"scope", snapshot.scope},
 		member{"token_type", "Bearer"},

@@ -5,13 +5,14 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"regexp"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/accountedge/caddy-account-api/tests/harness"
 )
 
 // managementRouter routes requests to operations of Logto's Management API document.
@@ -24,7 +25,7 @@ func managementRouter(t *testing.T) routers.Router {
 	// The document names Logto's own address; without servers the router matches on the path
 	// alone, whatever port the test server has.
 	doc.Servers = nil
-	fixJSRegexLiterals(doc)
+	harness.FixZodSchemas(doc)
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -101,52 +102,5 @@ func validateManagementResponse(t *testing.T, router routers.Router, req *http.R
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), input); err != nil {
 		t.Errorf("%s %s -> %d does not match the document: %v\n%s", req.Method, req.URL.Path, resp.status, err, resp.body)
-	}
-}
-
-// jsRegexLiteral matches a JavaScript regex literal such as /^#[\da-f]{3}$/i.
-var jsRegexLiteral = regexp.MustCompile(`^/(.*)/([a-z]*)$`)
-
-// fixJSRegexLiterals rewrites the patterns of the document's response schemas: Logto generates
-// them from zod as JavaScript regex literals (slashes and flags included), which kin-openapi would
-// read as literal slashes, so Logto's own answers (e.g. color "#6139F6") would not match.
-func fixJSRegexLiterals(doc *openapi3.T) {
-	seen := map[*openapi3.Schema]bool{}
-	var walk func(ref *openapi3.SchemaRef)
-	walk = func(ref *openapi3.SchemaRef) {
-		if ref == nil || ref.Value == nil || seen[ref.Value] {
-			return
-		}
-		s := ref.Value
-		seen[s] = true
-		if m := jsRegexLiteral.FindStringSubmatch(s.Pattern); m != nil {
-			s.Pattern = m[1]
-			if m[2] == "i" {
-				s.Pattern = "(?i)" + m[1]
-			}
-		}
-		for _, p := range s.Properties {
-			walk(p)
-		}
-		for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
-			for _, r := range refs {
-				walk(r)
-			}
-		}
-		walk(s.Items)
-		walk(s.Not)
-		walk(s.AdditionalProperties.Schema)
-	}
-	for _, item := range doc.Paths.Map() {
-		for _, op := range item.Operations() {
-			for _, resp := range op.Responses.Map() {
-				if resp.Value == nil {
-					continue
-				}
-				for _, mt := range resp.Value.Content {
-					walk(mt.Schema)
-				}
-			}
-		}
 	}
 }

@@ -29,6 +29,10 @@ func (c *Core) seed() {
 		FirstPartyWebAppID: app(FirstPartyWebAppID, "First-party web app", "N/A",
 			"A first-party traditional web application (dev core seed).", "Traditional", false, now),
 	}
+	// The web app has back-channel logout with the session id, so its tokens carry sid (and its
+	// introspection answers too): the only way an edge can tell which session a token is from.
+	c.apps[FirstPartyWebAppID].OIDCClientMetadata = json.RawMessage(`{"redirectUris":[],"postLogoutRedirectUris":[],` +
+		`"backchannelLogoutUri":"http://127.0.0.1/backchannel-logout","backchannelLogoutSessionRequired":true}`)
 	// Only the machine-to-machine app authenticates at the token and introspection endpoints.
 	c.clients[c.cfg.ClientID] = c.cfg.ClientSecret
 

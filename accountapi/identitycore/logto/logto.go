@@ -275,15 +275,28 @@ func buildPath(template string, ids []string) (string, error) {
 // retrying once when the core says it is no longer valid. template is the path with {} for
 // each of ids.
 func (c *Client) call(ctx context.Context, method, template string, ids []string, in, out any) error {
-	path, err := buildPath(template, ids)
-	if err != nil {
-		return err
-	}
 	var payload []byte
 	if in != nil {
+		var err error
 		if payload, err = json.Marshal(in); err != nil {
 			return err
 		}
+	}
+	return c.exchange(ctx, method, template, ids, "application/json", payload, out)
+}
+
+// definiteServerErrors are the 5xx answers that are Logto's verdict on the request, not an
+// outage: the Account API answers them as Logto does.
+var definiteServerErrors = map[string]bool{
+	"storage.upload_error":                         true,
+	"oidc.failed_to_cleanup_session_authorization": true,
+}
+
+// exchange is call with a payload already encoded as contentType.
+func (c *Client) exchange(ctx context.Context, method, template string, ids []string, contentType string, payload []byte, out any) error {
+	path, err := buildPath(template, ids)
+	if err != nil {
+		return err
 	}
 	op := method + " " + strings.ReplaceAll(strings.SplitN(template, "?", 2)[0], "{}", ":id")
 	ctx = context.WithValue(ctx, operationKey{}, op)
@@ -292,7 +305,7 @@ func (c *Client) call(ctx context.Context, method, template string, ids []string
 		if err != nil {
 			return err
 		}
-		status, body, err := c.send(ctx, method, path, payload, "Bearer "+token)
+		status, body, err := c.send(ctx, method, path, contentType, payload, "Bearer "+token)
 		if err != nil {
 			return &identitycore.UnavailableError{Op: op, Cause: err}
 		}
@@ -304,6 +317,8 @@ func (c *Client) call(ctx context.Context, method, template string, ids []string
 				Cause: fmt.Errorf("the core refused the gateway's token (%d %s)", status, errorCode(body))}
 		// 501 is a definite answer, not an outage: Logto says so when no email or SMS
 		// connector is configured (connector.not_found).
+		case status >= 500 && definiteServerErrors[errorCode(body)]:
+			return coreError(status, body)
 		case status >= 500 && status != http.StatusNotImplemented:
 			return &identitycore.UnavailableError{Op: op, Cause: fmt.Errorf("core answered %d", status)}
 		case status >= 400:
@@ -378,7 +393,7 @@ func (c *Client) postForm(ctx context.Context, path string, form url.Values) (in
 	return c.do(req)
 }
 
-func (c *Client) send(ctx context.Context, method, path string, payload []byte, authorization string) (int, []byte, error) {
+func (c *Client) send(ctx context.Context, method, path, contentType string, payload []byte, authorization string) (int, []byte, error) {
 	var body io.Reader
 	if payload != nil {
 		body = bytes.NewReader(payload)
@@ -388,7 +403,7 @@ func (c *Client) send(ctx context.Context, method, path string, payload []byte, 
 		return 0, nil, err
 	}
 	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Authorization", authorization)
