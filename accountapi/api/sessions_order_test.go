@@ -210,3 +210,43 @@ func TestSessionNotFoundAnswers(t *testing.T) {
 		t.Errorf("a refused revocation reported users as changed: %v", b.changed)
 	}
 }
+
+// A repeated enum parameter is an array to Logto's query parser: 400 with zod's invalid_type.
+func TestRepeatedQueryParameter(t *testing.T) {
+	b := newBench(t)
+	a := b.do(request{method: "DELETE", path: "/api/my-account/sessions/s1?revokeGrantsTarget=all&revokeGrantsTarget=all"})
+	if a.status != 400 || a.code != "guard.invalid_input" || !strings.Contains(string(a.body), `"expected":"'all' | 'firstParty'","received":"array"`) {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+}
+
+// Multipart bodies that break off or run past the bound before the file are refused cleanly.
+func TestAvatarBrokenBodies(t *testing.T) {
+	b := newBench(t)
+	grant(b, "profile")
+	editable(b, "avatar")
+	b.core.assetStatus = &identitycore.UserAssetsStatus{Status: "ready", MaxUploadFileSize: 16}
+	send := func(body, contentType string) answer {
+		return b.do(request{method: "POST", path: "/api/my-account/user-assets/avatar", body: body,
+			header: map[string]string{"Content-Type": contentType}})
+	}
+	body, ct := avatarBody("file", "a.gif", tinyGIF)
+	if a := send(body[:len(body)/2], ct); a.status != 400 || a.code != "guard.invalid_input" {
+		t.Errorf("cut short: %d %s", a.status, a.body)
+	}
+	var big bytes.Buffer
+	mw := multipart.NewWriter(&big)
+	_ = mw.WriteField("note", strings.Repeat("x", 80<<10)) // past the bound before any file
+	w, _ := mw.CreateFormFile("file", "a.gif")
+	_, _ = w.Write(tinyGIF)
+	_ = mw.Close()
+	if a := send(big.String(), mw.FormDataContentType()); a.status != 400 || a.code != "guard.file_size_exceeded" {
+		t.Errorf("too big before the file: %d %s", a.status, a.body)
+	}
+	if a := send(body, "multipart/form-data"); a.status != 400 || a.code != "guard.invalid_input" {
+		t.Errorf("no boundary: %d %s", a.status, a.body)
+	}
+	if len(b.core.uploads) != 0 {
+		t.Errorf("%d files reached the core", len(b.core.uploads))
+	}
+}
