@@ -333,6 +333,7 @@ cmd_test() {
 FUZZ_TARGETS=(
 	"./accountapi/api FuzzDecodeAccountPatch"
 	"./accountapi/api FuzzDecodeProfilePatch"
+	"./accountapi/api FuzzAvatarUpload"
 	"./accountapi/auth FuzzBearerToken"
 	"./accountapi/auth FuzzJWTVerify"
 )

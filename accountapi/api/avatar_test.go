@@ -61,3 +61,28 @@ func TestAvatarFilename(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAvatarUpload: whatever the multipart body, the avatar route answers a Logto error or a
+// stored image, never a 5xx, and only content that really is an avatar image reaches the core.
+func FuzzAvatarUpload(f *testing.F) {
+	body, ct := avatarBody("file", "a.gif", tinyGIF)
+	boundary := strings.TrimPrefix(ct, "multipart/form-data; boundary=")
+	f.Add([]byte(body))
+	f.Add([]byte("--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n<svg/>\r\n--" + boundary + "--\r\n"))
+	f.Add([]byte("--" + boundary + "\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		b := newBench(t)
+		grant(b, "profile")
+		editable(b, "avatar")
+		a := b.do(request{method: "POST", path: "/api/my-account/user-assets/avatar", body: string(raw),
+			header: map[string]string{"Content-Type": ct}})
+		if a.status >= 500 || (a.status != 200 && a.code == "") {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+		for _, up := range b.core.uploads {
+			if sniffAvatar(up.Content) == "" || up.ContentType != sniffAvatar(up.Content) {
+				t.Fatalf("stored %q as %s", up.Content, up.ContentType)
+			}
+		}
+	})
+}
