@@ -2,12 +2,8 @@ package tests
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,26 +340,19 @@ func TestSessionsCoreFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	target, _ := url.Parse(srv.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	var failing atomic.Bool
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy := newFaultProxy(t, srv.URL)
+	sessionsOrAssets := func(r *http.Request) bool {
 		p := r.URL.Path
-		if failing.Load() && (strings.Contains(p, "/sessions") || strings.Contains(p, "/grants") || strings.HasPrefix(p, "/api/user-assets")) {
-			http.Error(w, "upstream trouble", http.StatusBadGateway)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
-	e := newEnvWithCore(t, srv, options{coreURL: proxy.URL, extra: "policy_cache_ttl 1ns"})
+		return strings.Contains(p, "/sessions") || strings.Contains(p, "/grants") || strings.HasPrefix(p, "/api/user-assets")
+	}
+	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "policy_cache_ttl 1ns"})
 	e.setFields(map[string]string{"session": "Edit"})
 	me := e.mint(devcore.MintRequest{Scope: sessionScopes})
 	victim := e.mint(devcore.MintRequest{Scope: "openid"})
 	vid := e.passwordRecord(me.AccessToken, devcore.DemoPassword)
 	png := testImages(t)["image/png"]
 
-	failing.Store(true)
+	proxy.failWhen(sessionsOrAssets)
 	expectError(t, e.do("GET", "/api/my-account/sessions", me.AccessToken, nil, vidHeader, vid), 503, "identity_core.unavailable")
 	expectError(t, e.do("GET", "/api/my-account/grants", me.AccessToken, nil, vidHeader, vid), 503, "identity_core.unavailable")
 	expectError(t, e.do("DELETE", "/api/my-account/sessions/"+victim.SessionID, me.AccessToken, nil, vidHeader, vid), 503, "identity_core.unavailable")
@@ -373,7 +362,7 @@ func TestSessionsCoreFaults(t *testing.T) {
 		t.Fatalf("nothing may be revoked by a failed call: %d %s", r.status, r.body)
 	}
 
-	failing.Store(false)
+	proxy.set("pass")
 	if r := e.do("DELETE", "/api/my-account/sessions/"+victim.SessionID, me.AccessToken, nil, vidHeader, vid); r.status != 204 {
 		t.Fatalf("after recovery: %d %s", r.status, r.body)
 	}
