@@ -112,15 +112,16 @@ func withMember(raw json.RawMessage, key string, value any) (json.RawMessage, er
 // must be the caller's (400, Logto's quirk), then it ends, with the grants of its applications
 // when revokeGrantsTarget says so.
 func (h *Handler) deleteSession(c *call) error {
+	id := c.r.PathValue("sessionId")
+	if !identitycore.SessionID.Valid(id) { // no session has it: the core is not asked
+		return apierror.SessionNotFound
+	}
 	ctx := c.r.Context()
-	err := h.cfg.Core.DeleteSession(ctx, c.principal.Subject, c.r.PathValue("sessionId"), input[string](c))
+	err := h.cfg.Core.DeleteSession(ctx, c.principal.Subject, id, input[string](c))
 	if ce, ok := errors.AsType[*identitycore.Error](err); ok && ce.Status == http.StatusNotFound {
 		if ce.Code == "oidc.invalid_session_account_id" {
 			return apierror.SessionAccountMismatch
 		}
-		return apierror.SessionNotFound
-	}
-	if errors.Is(err, identitycore.ErrInvalidID) {
 		return apierror.SessionNotFound
 	}
 	if err != nil {
@@ -149,12 +150,12 @@ func (h *Handler) listGrants(c *call) error {
 // deleteGrant is DELETE /api/my-account/grants/{grantId}, after its checks: the grant must be
 // the caller's (404 oidc.invalid_grant), then it and its token chain are revoked.
 func (h *Handler) deleteGrant(c *call) error {
-	ctx := c.r.Context()
-	err := h.cfg.Core.DeleteGrant(ctx, c.principal.Subject, c.r.PathValue("grantId"))
-	if errors.Is(err, identitycore.ErrInvalidID) {
+	id := c.r.PathValue("grantId")
+	if !identitycore.GrantID.Valid(id) { // no grant has it: the core is not asked
 		return apierror.GrantNotFound
 	}
-	if err != nil {
+	ctx := c.r.Context()
+	if err := h.cfg.Core.DeleteGrant(ctx, c.principal.Subject, id); err != nil {
 		return coreError(err)
 	}
 	h.cfg.UserChanged(ctx, c.principal.Subject, true)
