@@ -77,13 +77,7 @@ func (f *faultProxy) failWhen(fail func(*http.Request) bool) {
 }
 
 func TestCoreFaults(t *testing.T) {
-	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	proxy := newFaultProxy(t, srv.URL)
-	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "core_timeout 1s\naccount_center {\nenabled true\nfields {\nname edit\n}\n}"})
+	e, proxy := newFaultEnv(t, options{extra: "core_timeout 1s\naccount_center {\nenabled true\nfields {\nname edit\n}\n}"})
 
 	cached := e.userToken(allScopes)
 	if r := e.do("GET", "/api/my-account", cached, nil); r.status != 200 {
@@ -129,6 +123,20 @@ func TestGatewayCredentialsRejected(t *testing.T) {
 	if strings.Contains(e.caddy.Logs(), "not-the-secret") {
 		t.Fatal("the client secret reached the logs")
 	}
+}
+
+// newFaultEnv is a dev core behind a fault proxy, and Caddy reaching the core through it (the
+// site's reverse_proxy still goes to the core directly).
+func newFaultEnv(t *testing.T, opts options) (*env, *faultProxy) {
+	t.Helper()
+	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	proxy := newFaultProxy(t, srv.URL)
+	opts.coreURL = proxy.srv.URL
+	return newEnvWithCore(t, srv, opts), proxy
 }
 
 // newEnvWithCore is newEnv around an already started dev core.
@@ -356,13 +364,7 @@ func grepLines(text, substr string) string {
 // (after the proofs were checked), nothing has changed and the same proofs still work, so the
 // user simply retries.
 func TestFailedWritesLeaveNothingHalfDone(t *testing.T) {
-	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	proxy := newFaultProxy(t, srv.URL)
-	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "profile_cache off"})
+	e, proxy := newFaultEnv(t, options{extra: "profile_cache off"})
 	tok := e.userToken(allScopes)
 	stepUp := e.provenAddress(tok, "email", devcore.DemoEmail)
 	const newAddress = "retry.me@example.com"

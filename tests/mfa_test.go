@@ -563,13 +563,7 @@ func failOn(proxy *faultProxy, method, suffix string) {
 // cannot be set, the new factor is taken back and a retry starts afresh; when the old TOTP
 // cannot be removed, the replacement stops before adding.
 func TestMfaCoreFailureMidWrite(t *testing.T) {
-	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	proxy := newFaultProxy(t, srv.URL)
-	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "policy_cache_ttl 1ms"})
+	e, proxy := newFaultEnv(t, options{extra: "policy_cache_ttl 1ms"})
 	e.setFields(map[string]string{"mfa": "Edit"})
 	e.setFactors("Totp", "BackupCode")
 	tok := e.userToken(mfaScopes)

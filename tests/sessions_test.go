@@ -335,17 +335,11 @@ func TestRevokeRace(t *testing.T) {
 // TestSessionsCoreFaults: when the core's sessions, grants or user-assets endpoints fail, the
 // routes answer 503 (never a made-up success), nothing is revoked, and all works again after.
 func TestSessionsCoreFaults(t *testing.T) {
-	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	proxy := newFaultProxy(t, srv.URL)
 	sessionsOrAssets := func(r *http.Request) bool {
 		p := r.URL.Path
 		return strings.Contains(p, "/sessions") || strings.Contains(p, "/grants") || strings.HasPrefix(p, "/api/user-assets")
 	}
-	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "policy_cache_ttl 1ns"})
+	e, proxy := newFaultEnv(t, options{extra: "policy_cache_ttl 1ns"})
 	e.setFields(map[string]string{"session": "Edit"})
 	me := e.mint(devcore.MintRequest{Scope: sessionScopes})
 	victim := e.mint(devcore.MintRequest{Scope: "openid"})
