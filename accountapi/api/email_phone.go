@@ -133,18 +133,27 @@ const identifierLockTTL = 15 * time.Second
 // see the other identifier and leave none. unlock ends the lock. A change that cannot get the
 // lock in time is refused with 429.
 func (h *Handler) lockedCaller(c *call) (u *identitycore.User, unlock func(), err error) {
-	ctx, cancel := context.WithTimeout(c.r.Context(), identifierLockTTL)
-	defer cancel()
-	unlock, err = h.cfg.Protections.Limiter.Lock(ctx, "identifiers", c.principal.Subject, identifierLockTTL)
-	if err != nil {
-		setRetryAfter(c.w, time.Second)
-		return nil, nil, apierror.RateLimited
+	if unlock, err = h.lockUser(c, "identifiers"); err != nil {
+		return nil, nil, err
 	}
 	if u, err = h.cfg.Core.User(c.r.Context(), c.principal.Subject, true); err != nil {
 		unlock()
 		return nil, nil, coreError(err)
 	}
 	return u, unlock, nil
+}
+
+// lockUser takes the caller's lock of rule, on every instance, for one read-then-write change
+// (see lockedCaller, lockFactors). A change that cannot get it in time is refused with 429.
+func (h *Handler) lockUser(c *call, rule string) (unlock func(), err error) {
+	ctx, cancel := context.WithTimeout(c.r.Context(), identifierLockTTL)
+	defer cancel()
+	unlock, err = h.cfg.Protections.Limiter.Lock(ctx, rule, c.principal.Subject, identifierLockTTL)
+	if err != nil {
+		setRetryAfter(c.w, time.Second)
+		return nil, apierror.RateLimited
+	}
+	return unlock, nil
 }
 
 // keepsAnIdentifier is Logto NOW's identifier retention rule: removing one identifier (when

@@ -186,6 +186,11 @@ func decodeMfaBinding(obj map[string]json.RawMessage) (mfaBinding, error) {
 func (h *Handler) bindMfa(c *call) error {
 	b := input[mfaBinding](c)
 	ctx := c.r.Context()
+	unlock, err := h.lockFactors(c)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	bound, err := h.cfg.Core.MfaVerifications(ctx, c.principal.Subject)
 	if err != nil {
 		return coreError(err)
@@ -266,6 +271,11 @@ func (h *Handler) replaceTotp(c *call) error {
 	if err := h.requireFactorEnabled(ctx, identitycore.MfaTotp); err != nil {
 		return err
 	}
+	unlock, err := h.lockFactors(c)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	bound, err := h.cfg.Core.MfaVerifications(ctx, c.principal.Subject)
 	if err != nil {
 		return coreError(err)
@@ -320,6 +330,11 @@ func (h *Handler) generateBackupCodesRoute(c *call) error {
 // and lets backup codes stay alone. Deleting the backup codes is deleting their entry.
 func (h *Handler) deleteMfaVerification(c *call) error {
 	ctx := c.r.Context()
+	unlock, err := h.lockFactors(c)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	bound, err := h.cfg.Core.MfaVerifications(ctx, c.principal.Subject)
 	if err != nil {
 		return coreError(err)
@@ -343,6 +358,15 @@ func (h *Handler) deleteMfaVerification(c *call) error {
 	h.cfg.UserChanged(ctx, c.principal.Subject, false)
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// lockFactors serialises the changes of the caller's factors, on every instance: each reads the
+// factors then writes (a replacement deletes then adds), so two in parallel would otherwise act
+// on a list the other has changed — parallel replacements answering 422
+// user.totp_already_in_use where Logto, whose writes are one transaction, replaces each time,
+// and a backup-code binding passing its "not alone" check while the other factor is deleted.
+func (h *Handler) lockFactors(c *call) (unlock func(), err error) {
+	return h.lockUser(c, "mfa-factors")
 }
 
 // requireFactorEnabled refuses a factor the sign-in experience does not offer (400

@@ -1,0 +1,165 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/accountedge/caddy-account-api/tests/devcore"
+)
+
+// Attacks from the security review of issues 9–11: what a caller holding a victim's token, or
+// an attacker sharing the victim's address, can do against the real ./caddy.
+
+// sendStepUp is send with a step-up record in logto-verification-id.
+func sendStepUp(client *http.Client, method, url, token, vid string, body any) answer {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set(vidHeader, vid)
+	resp, err := client.Do(req)
+	if err != nil {
+		return answer{code: err.Error()}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(b, &e)
+	return answer{status: resp.StatusCode, code: e.Code, body: string(b), retryAfter: resp.Header.Get("Retry-After")}
+}
+
+// Parallel TOTP replacements each replace, as Logto's (one transaction each) do: none answers
+// 422 user.totp_already_in_use, and one TOTP is left; racing deletions never leave two.
+func TestMfaTotpReplacementRaces(t *testing.T) {
+	e := mfaEnv(t)
+	tok, vid, _, _ := e.mfaCallers()
+	e.bindTotp(tok, vid)
+	const n = 10
+	secrets := make([]string, n)
+	for i := range secrets {
+		secrets[i] = e.newSecret(tok)
+	}
+	bodies := make([]map[string]any, n)
+	for i := range bodies {
+		bodies[i] = map[string]any{"secret": secrets[i], "code": totpCode(t, secrets[i])}
+	}
+	answers := burst(n, func(i int) answer {
+		return sendStepUp(e.client, "PUT", e.caddy.URL()+mfaPath+"/totp", tok, vid, bodies[i])
+	})
+	counts := tally(answers)
+	t.Logf("%d parallel TOTP replacements: %s", n, describe(counts))
+	if counts["204 "] != n {
+		t.Fatalf("parallel replacements: %s, want %d×204", describe(counts), n)
+	}
+	if f := e.factors(devcore.DemoUserID); len(f) != 1 || f[0]["type"] != "Totp" {
+		t.Fatalf("after the replacement burst: %v", f)
+	}
+
+	// Replacements racing deletions of the current factor: never two TOTPs.
+	current := e.factors(devcore.DemoUserID)[0]["id"].(string)
+	answers = burst(2*n, func(i int) answer {
+		if i%2 == 0 {
+			return sendStepUp(e.client, "DELETE", e.caddy.URL()+mfaPath+"/"+current, tok, vid, nil)
+		}
+		return sendStepUp(e.client, "PUT", e.caddy.URL()+mfaPath+"/totp", tok, vid, bodies[i/2])
+	})
+	f := e.factors(devcore.DemoUserID)
+	t.Logf("%d replacements racing %d deletions: %s; factors left %d", n, n, describe(tally(answers)), len(f))
+	if len(f) > 1 {
+		t.Fatalf("two TOTPs after the race: %v", f)
+	}
+	for _, a := range answers {
+		if a.status != http.StatusNoContent && a.code != "verification_record.not_found" {
+			t.Fatalf("a race answered %s %s", a, a.body)
+		}
+	}
+}
+
+// The failed-token gate counts per client address: an attacker behind the victim's address
+// (a shared NAT) spends the budget with random tokens.
+//
+// Open finding (review of issue 9, item 6): the gate refuses valid tokens the core must be asked
+// about (fresh ones, and any whose cached answer expired), so one attacker, or a handful of
+// expired tokens, behind a shared address locks every user there out. The fix lies in
+// accountapi/auth (owned elsewhere); unskip once it lands.
+func TestTokenGateSharedAddress(t *testing.T) {
+	t.Skip("open finding: the failed-token gate refuses valid tokens behind a shared address (see the comment)")
+	e := newEnv(t, options{extra: "token_cache_ttl 1s\nrate_limits {\n token_failures_per_ip 5 1m\n }"})
+	nat := fromAddress(140)
+	victim := e.userToken(allScopes)
+	if a := send(nat, "GET", e.caddy.URL()+"/api/my-account", victim, nil); a.status != 200 {
+		t.Fatalf("victim before the attack: %s %s", a, a.body)
+	}
+	for i := range 5 {
+		if a := send(nat, "GET", e.caddy.URL()+"/api/my-account", fmt.Sprintf("random-%d-%d", i, time.Now().UnixNano()), nil); a.status != 401 {
+			t.Fatalf("random token %d: %s", i, a)
+		}
+	}
+	// The victim's token, still cached: passes.
+	if a := send(nat, "GET", e.caddy.URL()+"/api/my-account", victim, nil); a.status != 200 {
+		t.Fatalf("victim's cached token: %s %s", a, a.body)
+	}
+	time.Sleep(1100 * time.Millisecond) // past token_cache_ttl: a cache expiry, not a timing assertion
+	a := send(nat, "GET", e.caddy.URL()+"/api/my-account", victim, nil)
+	t.Logf("victim's valid token, cached answer expired, behind the attacker's address: %s (Retry-After %s)", a, a.retryAfter)
+	fresh := e.userToken(allScopes)
+	b := send(nat, "GET", e.caddy.URL()+"/api/my-account", fresh, nil)
+	t.Logf("victim's freshly issued token behind the attacker's address: %s (Retry-After %s)", b, b.retryAfter)
+	if a.status != 200 || b.status != 200 {
+		t.Errorf("valid tokens refused by the failed-token gate: expired-cache %s, fresh %s", a, b)
+	}
+	// No attacker needed: clients whose tokens just expired (each retries once before it
+	// refreshes) spend the same budget.
+	office := fromAddress(142)
+	expired := int64(0)
+	for range 5 {
+		old := e.token(devcore.MintRequest{Scope: allScopes, ExpiresIn: &expired})
+		if a := send(office, "GET", e.caddy.URL()+"/api/my-account", old, nil); a.status != 401 {
+			t.Fatalf("expired token: %s", a)
+		}
+	}
+	c := send(office, "GET", e.caddy.URL()+"/api/my-account", e.userToken(allScopes), nil)
+	t.Logf("a fresh token after 5 expired ones from one address: %s", c)
+	if c.status != 200 {
+		t.Errorf("expired tokens of other users locked the address: %s", c)
+	}
+}
+
+// A JWT is verified at the edge (no core call), so the failed-token gate protects nothing by
+// refusing one.
+//
+// Open finding (review of issue 9, item 6): auth.Authenticator.admit gates JWTs too. The fix lies
+// in accountapi/auth (owned elsewhere); unskip once it lands.
+func TestTokenGateAndJWTs(t *testing.T) {
+	t.Skip("open finding: the failed-token gate refuses JWTs, which cost the core nothing (see the comment)")
+	const aud = "https://api.example.test"
+	e := newEnv(t, options{extra: "jwt {\n audience " + aud + "\n }\nrate_limits {\n token_failures_per_ip 5 1m\n }"})
+	nat := fromAddress(141)
+	for i := range 5 {
+		if a := send(nat, "GET", e.caddy.URL()+"/api/my-account", fmt.Sprintf("random-%d-%d", i, time.Now().UnixNano()), nil); a.status != 401 {
+			t.Fatalf("random token %d: %s", i, a)
+		}
+	}
+	jwt := e.token(devcore.MintRequest{Scope: allScopes, Format: "jwt", Audience: aud})
+	before := e.stats()
+	a := send(nat, "GET", e.caddy.URL()+"/api/my-account", jwt, nil)
+	t.Logf("valid JWT behind the attacker's address: %s; introspections %d", a, e.stats().Introspections-before.Introspections)
+	if a.status != 200 {
+		t.Errorf("a valid JWT, verified without the core, was refused by the gate: %s %s", a, a.body)
+	}
+	if !strings.Contains(a.body, devcore.DemoUserID) && a.status == 200 {
+		t.Errorf("body %s", a.body)
+	}
+}
