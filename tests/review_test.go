@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/accountedge/caddy-account-api/tests/devcore"
+	"github.com/accountedge/caddy-account-api/tests/harness"
 )
 
 // Attacks from the security review of issues 9–11: what a caller holding a victim's token, or
@@ -162,4 +166,88 @@ func TestTokenGateAndJWTs(t *testing.T) {
 	if !strings.Contains(a.body, devcore.DemoUserID) && a.status == 200 {
 		t.Errorf("body %s", a.body)
 	}
+}
+
+// TOTP secrets, TOTP codes and backup codes never reach the logs (debug included), error
+// bodies or Redis, also when the core fails in the middle of a change and the module logs it.
+func TestNoMfaSecretLeaks(t *testing.T) {
+	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	rs := harness.StartRedis(t)
+	proxy := newFaultProxy(t, srv.URL)
+	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, redis: rs.Addr(), global: "\tdebug\n",
+		site: accessLogFilter, extra: "policy_cache_ttl 1ms"})
+	e.setFields(map[string]string{"mfa": "Edit"})
+	e.setFactors("Totp", "BackupCode")
+	tok := e.userToken(mfaScopes)
+	vid := e.passwordRecord(tok, devcore.DemoPassword)
+
+	secrets := map[string]string{}
+	var errorBodies []string
+	record := func(r reply) reply {
+		if r.status >= 400 {
+			errorBodies = append(errorBodies, string(r.body))
+		}
+		return r
+	}
+	first := e.newSecret(tok)
+	secrets["first secret"] = first
+	wrong := wrongTotpCode(t, first)
+	record(e.do("POST", mfaPath, tok, map[string]any{"type": "Totp", "secret": first, "code": wrong}, vidHeader, vid))
+	code := totpCode(t, first)
+	secrets["first code"] = code
+	mustStatus(t, record(e.do("POST", mfaPath, tok, map[string]any{"type": "Totp", "secret": first, "code": code}, vidHeader, vid)), http.StatusNoContent)
+	codes := e.do("POST", mfaPath+"/backup-codes/generate", tok, nil).json(t)["codes"].([]any)
+	list := make([]string, len(codes))
+	for i, c := range codes {
+		list[i] = c.(string)
+		secrets[fmt.Sprintf("backup code %d", i)] = list[i]
+	}
+	mustStatus(t, record(e.do("POST", mfaPath, tok, map[string]any{"type": "BackupCode", "codes": list}, vidHeader, vid)), http.StatusNoContent)
+	record(e.do("POST", mfaPath, tok, map[string]any{"type": "BackupCode", "codes": list}, vidHeader, vid)) // 422: in use
+	// A replacement whose add fails after the old TOTP was removed: the module logs an error.
+	next := e.newSecret(tok)
+	secrets["replacement secret"] = next
+	nextCode := totpCode(t, next)
+	secrets["replacement code"] = nextCode
+	failOn(proxy, "POST", "/mfa-verifications")
+	record(e.do("PUT", mfaPath+"/totp", tok, map[string]any{"secret": next, "code": nextCode}, vidHeader, vid))
+	proxy.set("pass")
+	// Malformed bodies holding a secret.
+	record(e.do("PUT", mfaPath+"/totp", tok, `{"secret":"`+next+`","code":`, vidHeader, vid))
+	record(e.do("POST", mfaPath, tok, map[string]any{"type": "Totp", "secret": next + "!", "code": 1}, vidHeader, vid))
+
+	logs := e.caddy.Logs()
+	if !strings.Contains(logs, "TOTP replacement") {
+		t.Fatalf("the failed replacement was not logged: the scan would prove less than it says\n%s", logs)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("no Redis keys (%v): the scan would prove nothing", err)
+	}
+	var values []string
+	for _, k := range keys {
+		v, _ := rdb.Get(ctx, k).Result()
+		values = append(values, v)
+	}
+	places := map[string]string{
+		"logs":         logs,
+		"error bodies": strings.Join(errorBodies, "\n"),
+		"Redis keys":   strings.Join(keys, "\n"),
+		"Redis values": strings.Join(values, "\n"),
+	}
+	for where, text := range places {
+		for what, secret := range secrets {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s found in %s", what, where)
+			}
+		}
+	}
+	t.Logf("scanned %d log bytes, %d error bodies, %d Redis keys for %d MFA secrets", len(logs), len(errorBodies), len(keys), len(secrets))
 }
