@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,4 +251,63 @@ func TestNoMfaSecretLeaks(t *testing.T) {
 		}
 	}
 	t.Logf("scanned %d log bytes, %d error bodies, %d Redis keys for %d MFA secrets", len(logs), len(errorBodies), len(keys), len(secrets))
+}
+
+// A password-guess burst over two instances, rotating addresses, with Redis killed and one
+// instance reloaded in the middle: each instance keeps counting in process from where Redis
+// left it, so at most one sentinel budget per instance reaches the core, and the user ends up
+// locked on both.
+func TestPasswordBurstThroughRedisDeathAndReload(t *testing.T) {
+	rs := harness.StartRedis(t)
+	opts := options{redis: rs.Addr(), redisTimeout: "2s"}
+	e := newEnv(t, opts)
+	second := e.startCaddy(opts)
+	bases := []string{e.caddy.URL(), second.URL()}
+	e.setSentinel(5, 10)
+	tok := e.userToken(allScopes)
+	e.core.Core.SetManagementDelay(30 * time.Millisecond)
+	defer e.core.Core.SetManagementDelay(0)
+	config := e.caddyfile(e.caddy.Ports(), opts)
+	const guesses = 120
+	var reloadErr error
+	var answered atomic.Int64
+	// waitFor holds a fault back until n answers are in (5s at most): mid-burst, not before it.
+	waitFor := func(n int64) {
+		for deadline := time.Now().Add(5 * time.Second); answered.Load() < n && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	before := e.passwordChecks()
+	answers := burst(guesses, func(i int) answer {
+		switch i {
+		case 30:
+			waitFor(10)
+			rs.Stop()
+		case 60:
+			waitFor(40)
+			reloadErr = e.caddy.TryReload(config)
+		}
+		defer answered.Add(1)
+		return send(fromAddress(150+i%20), "POST", bases[i%2]+"/api/verifications/password", tok,
+			map[string]string{"password": fmt.Sprintf("guess-%d", i)})
+	})
+	if reloadErr != nil {
+		t.Fatalf("reload mid-burst: %v", reloadErr)
+	}
+	checked := e.passwordChecks() - before
+	counts := tally(answers)
+	t.Logf("%d guesses over 2 instances, Redis killed and a reload mid-burst: %d reached the core; answers %s",
+		guesses, checked, describe(counts))
+	if checked > 2*5 {
+		t.Fatalf("%d guesses reached the core, want at most 10 (5 per instance once Redis is gone)", checked)
+	}
+	if counts["422 session.invalid_credentials"]+counts["400 "+blocked] != guesses {
+		t.Fatalf("answers %s: want only invalid_credentials and blocked (no 5xx that tells anything apart)", describe(counts))
+	}
+	for _, base := range bases {
+		right := send(fromAddress(199), "POST", base+"/api/verifications/password", tok, map[string]string{"password": devcore.DemoPassword})
+		if right.status != http.StatusBadRequest || right.code != blocked {
+			t.Fatalf("the right password after the burst on %s: %s %s", base, right, right.body)
+		}
+	}
 }
