@@ -311,3 +311,39 @@ func TestPasswordBurstThroughRedisDeathAndReload(t *testing.T) {
 		}
 	}
 }
+
+// Once one mailbox (or line) has had its 10 codes, spellings that reach the same mailbox (or
+// line) are refused too, or not accepted as addresses at all.
+func TestCodeSendRecipientSpellings(t *testing.T) {
+	e := newEnv(t, options{extra: "rate_limits {\n code_send_per_user 1000 10m\n code_send_per_ip 1000 10m\n }"})
+	tok := e.token(devcore.MintRequest{UserID: devcore.OtherUserID, Scope: allScopes})
+	sendTo := func(typ, value string) answer {
+		return send(e.client, "POST", e.caddy.URL()+"/api/verifications/verification-code", tok, codeBody(typ, value))
+	}
+	for i := range 10 {
+		if a := sendTo("email", "victim@example.com"); a.status != http.StatusCreated {
+			t.Fatalf("send %d: %s %s", i, a, a.body)
+		}
+		if a := sendTo("phone", "16148940000"); a.status != http.StatusCreated {
+			t.Fatalf("phone send %d: %s %s", i, a, a.body)
+		}
+	}
+	spellings := []struct{ typ, value string }{
+		{"email", "VICTIM@example.com"}, {"email", "victim+x@example.com"}, {"email", "victim@EXAMPLE.COM"},
+		{"email", "victim@example.com."}, {"email", " victim@example.com"}, {"email", "victim@example.com "},
+		{"email", `"victim"@example.com`}, {"email", `"Victim+x"@Example.com.`},
+		{"phone", "+16148940000"}, {"phone", "1 614 894 0000"}, {"phone", "1-614-894-0000"}, {"phone", "0016148940000"},
+		{"phone", "(1)6148940000"}, {"phone", "16148940000 "},
+	}
+	var leaks []string
+	for _, s := range spellings {
+		a := sendTo(s.typ, s.value)
+		t.Logf("%s %q after the cap: %s", s.typ, s.value, a)
+		if a.status == http.StatusCreated {
+			leaks = append(leaks, s.value)
+		}
+	}
+	if len(leaks) > 0 {
+		t.Errorf("spellings of a capped recipient that still get a code: %q", leaks)
+	}
+}

@@ -169,23 +169,33 @@ func (h *Handler) sendCode(c *call) error {
 }
 
 // recipientKey is the subject of the per-recipient send limit: the address as the mailbox or
-// line that receives it. Emails compare case-insensitively and, unless distinctSubaddresses,
+// line that receives it. Emails compare case-insensitively, without the quotes of a quoted
+// local part that needs none ("name"@example.com is name@example.com, RFC 5321 §4.1.2), without
+// the root dot of a domain (example.com. is example.com) and, unless distinctSubaddresses,
 // without their "+tag" (name+tag@example.com reaches name@example.com at most providers);
-// phones compare in E.164.
+// phones compare in E.164, an international "00" prefix dropped (0016148940000 dials
+// 16148940000). Logto's address patterns accept all these spellings.
 func recipientKey(to identitycore.Identifier, distinctSubaddresses bool) string {
 	if to.Type != "email" {
-		if e164, err := normalizePhone(to.Value); err == nil {
+		digits := to.Value
+		if rest, ok := strings.CutPrefix(digits, "00"); ok {
+			digits = rest // E.164 country codes never start with 0
+		}
+		if e164, err := normalizePhone(digits); err == nil {
 			return "phone:" + e164
 		}
 		return "phone:" + to.Value
 	}
 	addr := strings.ToLower(to.Value)
 	at := strings.LastIndexByte(addr, '@')
-	if at < 0 || distinctSubaddresses {
+	if at < 0 {
 		return "email:" + addr
 	}
-	local, domain := addr[:at], addr[at:]
-	if plus := strings.IndexByte(local, '+'); plus > 0 {
+	local, domain := addr[:at], strings.TrimRight(addr[at:], ".")
+	if len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"' && !strings.ContainsAny(local[1:len(local)-1], "\"\\ ") {
+		local = local[1 : len(local)-1]
+	}
+	if plus := strings.IndexByte(local, '+'); plus > 0 && !distinctSubaddresses {
 		local = local[:plus]
 	}
 	return "email:" + local + domain
