@@ -347,3 +347,43 @@ func TestCodeSendRecipientSpellings(t *testing.T) {
 		t.Errorf("spellings of a capped recipient that still get a code: %q", leaks)
 	}
 }
+
+// Behind a trusted proxy, an IPv6 client owns a whole /64 (one subscriber's network) and can
+// leave from any of its 2^64 addresses: the per-address limits count the /64, not the address.
+func TestPerAddressLimitsCountIPv6Networks(t *testing.T) {
+	e := newEnv(t, options{
+		global: "\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}\n",
+		extra:  "rate_limits {\n token_failures_per_ip 5 1m\n }",
+	})
+	before := e.stats().Introspections
+	answers := burst(40, func(i int) answer {
+		req, _ := http.NewRequest("GET", e.caddy.URL()+"/api/my-account", nil)
+		req.Header.Set("Authorization", fmt.Sprintf("Bearer random-%d-%d", i, time.Now().UnixNano()))
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("2001:db8:1:2:%x::%x", i, i+1))
+		resp, err := e.client.Do(req)
+		if err != nil {
+			return answer{code: err.Error()}
+		}
+		resp.Body.Close()
+		return answer{status: resp.StatusCode}
+	})
+	introspections := e.stats().Introspections - before
+	t.Logf("40 random tokens from 40 addresses of one IPv6 /64: %d introspections; %s", introspections, describe(tally(answers)))
+	if introspections > 5 {
+		t.Fatalf("%d introspections from one /64, want at most 5", introspections)
+	}
+	// Another /64 has its own budget; an IPv4 address is counted whole.
+	for _, from := range []string{"2001:db8:1:3::1", "192.0.2.7"} {
+		req, _ := http.NewRequest("GET", e.caddy.URL()+"/api/my-account", nil)
+		req.Header.Set("Authorization", "Bearer "+e.userToken(allScopes))
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a valid token from %s: %d", from, resp.StatusCode)
+		}
+	}
+}

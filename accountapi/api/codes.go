@@ -140,7 +140,7 @@ func (h *Handler) sendCode(c *call) error {
 		rule, subject string
 		lim           ratelimit.Limit
 	}{
-		{"code-send-ip", p.ClientIP(c.r), p.Limits.CodeSendPerIP},
+		{"code-send-ip", p.clientNetwork(c.r), p.Limits.CodeSendPerIP},
 		{"code-send-user", c.principal.Subject, p.Limits.CodeSendPerUser},
 		{"code-send-to", recipientKey(*to, p.Limits.DistinctSubaddresses), p.Limits.CodeSendPerIdentifier},
 	} {

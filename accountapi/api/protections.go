@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -116,6 +117,21 @@ func (p Protections) withDefaults() Protections {
 	return p
 }
 
+// clientNetwork is the subject of the per-address limits: the client's IPv4 address, or the
+// /64 of its IPv6 address. An IPv6 subscriber is given a whole /64 (RFC 6177) and can send from
+// any of its 2^64 addresses, so counting addresses would give it a fresh budget per request.
+func (p Protections) clientNetwork(r *http.Request) string {
+	ip := p.ClientIP(r)
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if addr = addr.Unmap(); addr.Is4() {
+		return addr.String() // one form for an IPv4 client, also on a dual-stack socket
+	}
+	return netip.PrefixFrom(addr.WithZone(""), 64).Masked().String()
+}
+
 // limited answers a refused attempt: err with a Retry-After header.
 func limited(c *call, d ratelimit.Decision, err *apierror.Error) error {
 	setRetryAfter(c.w, d.RetryAfter)
@@ -138,7 +154,7 @@ func (h *Handler) tokenGate(ctx context.Context, r *http.Request, retry *atomic.
 		return ctx
 	}
 	return auth.WithGate(ctx, func(ctx context.Context) (func(refused bool), error) {
-		release, d := p.Limiter.Reserve(ctx, "token-failures-ip", p.ClientIP(r), p.Limits.TokenFailuresPerIP)
+		release, d := p.Limiter.Reserve(ctx, "token-failures-ip", p.clientNetwork(r), p.Limits.TokenFailuresPerIP)
 		if !d.Allowed {
 			retry.Store(int64(d.RetryAfter))
 			return nil, apierror.RateLimited

@@ -36,7 +36,7 @@ func (h *Handler) verifyPassword(c *call) error {
 	}
 	p := h.cfg.Protections
 	// The optional per-address limit sits on top of the per-user lockout, never instead of it.
-	releaseIP, d := p.Limiter.Reserve(ctx, "password-failures-ip", p.ClientIP(c.r), p.Limits.PasswordFailuresPerIP)
+	releaseIP, d := p.Limiter.Reserve(ctx, "password-failures-ip", p.clientNetwork(c.r), p.Limits.PasswordFailuresPerIP)
 	if !d.Allowed {
 		return limited(c, d, apierror.TooManyAttempts)
 	}
