@@ -387,3 +387,28 @@ func TestPerAddressLimitsCountIPv6Networks(t *testing.T) {
 		}
 	}
 }
+
+// Open finding (review of issue 9, item 1; Logto's own sentinel does the same): the code
+// sentinel counts wrong codes per recipient over all users, so an attacker's own account,
+// sending codes to the victim's address and guessing wrong, locks the victim's code
+// verification (step-up by email) for lockoutDuration, and can keep it locked.
+func TestCodeSentinelLocksAnotherUsersAddress(t *testing.T) {
+	t.Skip("open finding: any account can lock another user's address for code verification (see the comment)")
+	e := newEnv(t, options{})
+	e.setSentinel(5, 60)
+	attacker := e.token(devcore.MintRequest{UserID: devcore.OtherUserID, Scope: allScopes})
+	rec := e.sendCode(attacker, "email", devcore.DemoEmail)
+	for i := range 5 {
+		a := send(e.client, "POST", e.caddy.URL()+"/api/verifications/verification-code/verify", attacker,
+			verifyBody("email", devcore.DemoEmail, rec, fmt.Sprintf("%06d", 900000+i)))
+		t.Logf("attacker's wrong code %d: %s", i, a)
+	}
+	victim := e.userToken(allScopes)
+	own := e.sendCode(victim, "email", devcore.DemoEmail)
+	a := send(e.client, "POST", e.caddy.URL()+"/api/verifications/verification-code/verify", victim,
+		verifyBody("email", devcore.DemoEmail, own, e.lastCode(devcore.DemoEmail)))
+	t.Logf("the victim's right code to their own address: %s", a)
+	if a.status != http.StatusOK {
+		t.Errorf("another account locked the victim's address: %s %s", a, a.body)
+	}
+}
