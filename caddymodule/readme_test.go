@@ -57,9 +57,9 @@ var readmeOptionExamples = map[string]string{
 	"profile_cache.max_age":                 "profile_cache {\nmax_age 30s\n}",
 	"profile_cache.max_entries":             "profile_cache {\nmax_entries 500\n}",
 	"disable_local_cache":                   "disable_local_cache",
-	"webhook":                               "webhook /webhooks/logto {\nsigning_key k1\n}",
-	"webhook.path":                          "webhook {\npath /hooks/logto\nsigning_key k1\n}",
-	"webhook.signing_key":                   "webhook {\nsigning_key k1 k2\n}",
+	"webhook":                               "webhook /webhooks/logto {\nsigning_key k1_0123456789abcdef\n}",
+	"webhook.path":                          "webhook {\npath /hooks/logto\nsigning_key k1_0123456789abcdef\n}",
+	"webhook.signing_key":                   "webhook {\nsigning_key k1_0123456789abcdef k2_0123456789abcdef\n}",
 	"rate_limits":                           "rate_limits {\ntoken_failures_per_ip 60 1m\n}",
 	"rate_limits.code_send_per_identifier":  "rate_limits {\ncode_send_per_identifier 10 10m\n}",
 	"rate_limits.code_send_per_user":        "rate_limits {\ncode_send_per_user 20 10m\n}",
@@ -70,7 +70,7 @@ var readmeOptionExamples = map[string]string{
 	"rate_limits.password_failures_per_ip":  "rate_limits {\npassword_failures_per_ip 10 15m\n}",
 	"rate_limits.token_failures_per_ip":     "rate_limits {\ntoken_failures_per_ip off\n}",
 	"body_timeout":                          "body_timeout 10s",
-	"webhook.max_age":                       "webhook {\nsigning_key k1\nmax_age 2m\n}",
+	"webhook.max_age":                       "webhook {\nsigning_key k1_0123456789abcdef\nmax_age 2m\n}",
 }
 
 // TestReadmeOptionsTable keeps the README's options table and the Caddyfile parser in step:

@@ -21,6 +21,10 @@ import (
 // name the cached answers unguessable.
 const minCacheKeyLen = 16
 
+// minSigningKeyLen is the shortest webhook signing_key accepted: whoever can guess the key can
+// sign deliveries that evict caches at will. Logto's own keys are 32 characters.
+const minSigningKeyLen = 16
+
 // configure readies the configuration before anything is built from it: it resolves the
 // placeholders of every string option, applies the defaults and validates the result, so that
 // a mistake is refused before any client exists or any connection is tried.
@@ -157,6 +161,10 @@ func (h *Handler) validate() error {
 		for _, k := range w.SigningKeys {
 			if k == "" {
 				fail("webhook signing_key is empty%s", h.emptyHint("webhook signing_key"))
+				break
+			}
+			if len(k) < minSigningKeyLen {
+				fail("webhook signing_key must be at least %d characters (Logto's are 32): a short key lets anyone sign deliveries", minSigningKeyLen)
 				break
 			}
 		}

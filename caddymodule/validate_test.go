@@ -106,6 +106,7 @@ func TestConfigureRefusesByName(t *testing.T) {
 		"redis neg timeout": {func(h *Handler) { h.Redis = &RedisConfig{Addresses: []string{"127.0.0.1:1"}, Timeout: neg} }, "redis timeout"},
 		"webhook api path":  {func(h *Handler) { h.Webhook = &WebhookConfig{Path: "/api/my-account/hook", SigningKeys: []string{"k"}} }, "webhook path"},
 		"webhook no key":    {func(h *Handler) { h.Webhook = &WebhookConfig{} }, "webhook needs a signing_key"},
+		"webhook short key": {func(h *Handler) { h.Webhook = &WebhookConfig{Path: "/hooks/logto", SigningKeys: []string{"k1"}} }, "webhook signing_key must be at least 16 characters"},
 		"webhook unset key": {func(h *Handler) { h.Webhook = &WebhookConfig{SigningKeys: []string{"{env.ACCOUNT_API_TEST_UNSET}"}} }, "webhook signing_key is empty (it is {env.ACCOUNT_API_TEST_UNSET}"},
 		"rate limit max 0": {func(h *Handler) {
 			h.RateLimits = &RateLimitsConfig{PasswordFailuresPerIP: &RateLimit{Window: caddy.Duration(time.Minute)}}
@@ -172,7 +173,7 @@ func TestPlaceholdersInEveryStringOption(t *testing.T) {
 	t.Setenv("AA_AUD", "https://api.example.com")
 	t.Setenv("AA_ORIGIN", "https://app.example.com")
 	t.Setenv("AA_HOOK", "/hooks/logto")
-	t.Setenv("AA_KEY", "signing-key")
+	t.Setenv("AA_KEY", "signing-key-0123456789")
 	t.Setenv("AA_REDIS", "127.0.0.1:6390")
 	t.Setenv("AA_PREFIX", "acct:")
 	h := Handler{CoreURL: "{env.AA_CORE}", ClientID: "m2m", ClientSecret: "s3cret",
@@ -187,7 +188,7 @@ func TestPlaceholdersInEveryStringOption(t *testing.T) {
 	got := []string{h.CoreURL, h.JWT.Issuer, h.JWT.JWKSURL, h.JWT.Audiences[0], h.CORSOrigins[0],
 		h.Webhook.Path, h.Webhook.SigningKeys[0], h.Redis.Addresses[0], h.Redis.KeyPrefix}
 	want := []string{"https://auth.example.com", "https://issuer.example.com/oidc", "https://issuer.example.com/oidc/jwks",
-		"https://api.example.com", "https://app.example.com", "/hooks/logto", "signing-key", "127.0.0.1:6390", "acct:"}
+		"https://api.example.com", "https://app.example.com", "/hooks/logto", "signing-key-0123456789", "127.0.0.1:6390", "acct:"}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("option %d resolved to %q, want %q", i, got[i], want[i])
