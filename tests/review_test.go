@@ -172,15 +172,8 @@ func TestTokenGateAndJWTs(t *testing.T) {
 // TOTP secrets, TOTP codes and backup codes never reach the logs (debug included), error
 // bodies or Redis, also when the core fails in the middle of a change and the module logs it.
 func TestNoMfaSecretLeaks(t *testing.T) {
-	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	rs := harness.StartRedis(t)
-	proxy := newFaultProxy(t, srv.URL)
-	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, redis: rs.Addr(), global: "\tdebug\n",
-		site: accessLogFilter, extra: "policy_cache_ttl 1ms"})
+	e, proxy := newFaultEnv(t, options{redis: rs.Addr(), global: "\tdebug\n", site: accessLogFilter, extra: "policy_cache_ttl 1ms"})
 	e.setFields(map[string]string{"mfa": "Edit"})
 	e.setFactors("Totp", "BackupCode")
 	tok := e.userToken(mfaScopes)
