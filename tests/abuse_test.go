@@ -45,8 +45,9 @@ type answer struct {
 
 func (a answer) String() string { return fmt.Sprintf("%d %s", a.status, a.code) }
 
-// send makes one request without touching t, so bursts can run it in goroutines.
-func send(client *http.Client, method, url, token string, body any) answer {
+// send makes one request without touching t, so bursts can run it in goroutines; headers are
+// name, value pairs.
+func send(client *http.Client, method, url, token string, body any, headers ...string) answer {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -56,6 +57,9 @@ func send(client *http.Client, method, url, token string, body any) answer {
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -110,19 +110,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	// Redis keys and values.
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
-	defer rdb.Close()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
-	if err != nil || len(keys) == 0 {
-		t.Fatalf("no Redis keys (%v): the scan would prove nothing", err)
-	}
-	var values []string
-	for _, k := range keys {
-		v, _ := rdb.Get(ctx, k).Result()
-		values = append(values, v)
-	}
+	keys, values := redisContents(t, rs.Addr())
 
 	places := map[string]string{
 		"logs":         logs,
@@ -148,6 +136,24 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 	t.Logf("scanned %d log bytes, %d error bodies, %d metric bytes, %d Redis keys for %d secrets: %d hits",
 		len(logs), len(errorBodies), len(metrics), len(keys), len(secrets), hits)
+}
+
+// redisContents is every key in the Redis at addr and every string value, for a leak scan;
+// an empty Redis fails the test, as a scan of it would prove nothing.
+func redisContents(t *testing.T, addr string) (keys, values []string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("no Redis keys (%v): the scan would prove nothing", err)
+	}
+	for _, k := range keys {
+		v, _ := rdb.Get(ctx, k).Result()
+		values = append(values, v)
+	}
+	return keys, values
 }
 
 // withoutRecordIDs removes each record's own "id" member from the stored values.

@@ -1,18 +1,12 @@
 package tests
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/accountedge/caddy-account-api/tests/devcore"
 	"github.com/accountedge/caddy-account-api/tests/harness"
@@ -20,30 +14,6 @@ import (
 
 // Attacks from the security review of issues 9–11: what a caller holding a victim's token, or
 // an attacker sharing the victim's address, can do against the real ./caddy.
-
-// sendStepUp is send with a step-up record in logto-verification-id.
-func sendStepUp(client *http.Client, method, url, token, vid string, body any) answer {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set(vidHeader, vid)
-	resp, err := client.Do(req)
-	if err != nil {
-		return answer{code: err.Error()}
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var e struct {
-		Code string `json:"code"`
-	}
-	_ = json.Unmarshal(b, &e)
-	return answer{status: resp.StatusCode, code: e.Code, body: string(b), retryAfter: resp.Header.Get("Retry-After")}
-}
 
 // Parallel TOTP replacements each replace, as Logto's (one transaction each) do: none answers
 // 422 user.totp_already_in_use, and one TOTP is left; racing deletions never leave two.
@@ -61,7 +31,7 @@ func TestMfaTotpReplacementRaces(t *testing.T) {
 		bodies[i] = map[string]any{"secret": secrets[i], "code": totpCode(t, secrets[i])}
 	}
 	answers := burst(n, func(i int) answer {
-		return sendStepUp(e.client, "PUT", e.caddy.URL()+mfaPath+"/totp", tok, vid, bodies[i])
+		return send(e.client, "PUT", e.caddy.URL()+mfaPath+"/totp", tok, bodies[i], vidHeader, vid)
 	})
 	counts := tally(answers)
 	t.Logf("%d parallel TOTP replacements: %s", n, describe(counts))
@@ -76,9 +46,9 @@ func TestMfaTotpReplacementRaces(t *testing.T) {
 	current := e.factors(devcore.DemoUserID)[0]["id"].(string)
 	answers = burst(2*n, func(i int) answer {
 		if i%2 == 0 {
-			return sendStepUp(e.client, "DELETE", e.caddy.URL()+mfaPath+"/"+current, tok, vid, nil)
+			return send(e.client, "DELETE", e.caddy.URL()+mfaPath+"/"+current, tok, nil, vidHeader, vid)
 		}
-		return sendStepUp(e.client, "PUT", e.caddy.URL()+mfaPath+"/totp", tok, vid, bodies[i/2])
+		return send(e.client, "PUT", e.caddy.URL()+mfaPath+"/totp", tok, bodies[i/2], vidHeader, vid)
 	})
 	f := e.factors(devcore.DemoUserID)
 	t.Logf("%d replacements racing %d deletions: %s; factors left %d", n, n, describe(tally(answers)), len(f))
@@ -218,18 +188,7 @@ func TestNoMfaSecretLeaks(t *testing.T) {
 	if !strings.Contains(logs, "TOTP replacement") {
 		t.Fatalf("the failed replacement was not logged: the scan would prove less than it says\n%s", logs)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
-	defer rdb.Close()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
-	if err != nil || len(keys) == 0 {
-		t.Fatalf("no Redis keys (%v): the scan would prove nothing", err)
-	}
-	var values []string
-	for _, k := range keys {
-		v, _ := rdb.Get(ctx, k).Result()
-		values = append(values, v)
-	}
+	keys, values := redisContents(t, rs.Addr())
 	places := map[string]string{
 		"logs":         logs,
 		"error bodies": strings.Join(errorBodies, "\n"),
@@ -350,15 +309,8 @@ func TestPerAddressLimitsCountIPv6Networks(t *testing.T) {
 	})
 	before := e.stats().Introspections
 	answers := burst(40, func(i int) answer {
-		req, _ := http.NewRequest("GET", e.caddy.URL()+"/api/my-account", nil)
-		req.Header.Set("Authorization", fmt.Sprintf("Bearer random-%d-%d", i, time.Now().UnixNano()))
-		req.Header.Set("X-Forwarded-For", fmt.Sprintf("2001:db8:1:2:%x::%x", i, i+1))
-		resp, err := e.client.Do(req)
-		if err != nil {
-			return answer{code: err.Error()}
-		}
-		resp.Body.Close()
-		return answer{status: resp.StatusCode}
+		return send(e.client, "GET", e.caddy.URL()+"/api/my-account", fmt.Sprintf("random-%d-%d", i, time.Now().UnixNano()), nil,
+			"X-Forwarded-For", fmt.Sprintf("2001:db8:1:2:%x::%x", i, i+1))
 	})
 	introspections := e.stats().Introspections - before
 	t.Logf("40 random tokens from 40 addresses of one IPv6 /64: %d introspections; %s", introspections, describe(tally(answers)))
@@ -367,16 +319,8 @@ func TestPerAddressLimitsCountIPv6Networks(t *testing.T) {
 	}
 	// Another /64 has its own budget; an IPv4 address is counted whole.
 	for _, from := range []string{"2001:db8:1:3::1", "192.0.2.7"} {
-		req, _ := http.NewRequest("GET", e.caddy.URL()+"/api/my-account", nil)
-		req.Header.Set("Authorization", "Bearer "+e.userToken(allScopes))
-		req.Header.Set("X-Forwarded-For", from)
-		resp, err := e.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("a valid token from %s: %d", from, resp.StatusCode)
+		if a := send(e.client, "GET", e.caddy.URL()+"/api/my-account", e.userToken(allScopes), nil, "X-Forwarded-For", from); a.status != http.StatusOK {
+			t.Fatalf("a valid token from %s: %s %s", from, a, a.body)
 		}
 	}
 }
