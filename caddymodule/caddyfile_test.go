@@ -112,8 +112,8 @@ func TestProvisionResolvesPlaceholdersAndStaticSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Cleanup()
-	if h.ClientSecret != "s3cret-value" || h.settings != nil {
-		t.Fatalf("secret %q, cached settings %v", h.ClientSecret, h.settings)
+	if h.ClientSecret != "s3cret-value" || h.rt.settings != nil {
+		t.Fatalf("secret %q, cached settings %v", h.ClientSecret, h.rt.settings)
 	}
 	bad := Handler{CoreURL: "http://127.0.0.1:1", ClientID: "m2m", ClientSecret: "x",
 		AccountCenter: &AccountCenterConfig{Fields: map[string]string{"name": "write"}}}

@@ -76,9 +76,9 @@ func init() {
 	metrics.redisErrors = prometheus.NewCounterVec(prometheus.CounterOpts(opts("redis_errors_total",
 		`Failed Redis calls, by component ("token_cache", "profile_cache", "invalidation").`)), []string{"component"})
 	metrics.invalidations = prometheus.NewCounterVec(prometheus.CounterOpts(opts("profile_invalidations_total",
-		`Cached profiles dropped, by source ("write", "management_api", "webhook", "peer", "resync").`)), []string{"source"})
+		`Cached profiles dropped, by source ("write", "management_api", "webhook", "session_end", "peer", "resync").`)), []string{"source"})
 	metrics.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts(opts("webhooks_total",
-		`Webhook deliveries, by outcome ("accepted", "ignored", "stale", "replayed", "bad_signature", "bad_request").`)), []string{"outcome"})
+		`Webhook deliveries, by outcome ("accepted", "ignored", "stale", "replayed", "bad_signature", "bad_request", "unrecorded").`)), []string{"outcome"})
 
 	metrics.cacheCounters = map[cacheLabel]prometheus.Counter{}
 	for _, layer := range []string{"local", "shared"} {

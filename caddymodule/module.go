@@ -8,11 +8,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/http"
 	"path"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,12 +22,6 @@ import (
 
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 	"github.com/accountedge/caddy-account-api/accountapi/api"
-	"github.com/accountedge/caddy-account-api/accountapi/auth"
-	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
-	"github.com/accountedge/caddy-account-api/accountapi/identitycore/logto"
-	"github.com/accountedge/caddy-account-api/accountapi/invalidation"
-	"github.com/accountedge/caddy-account-api/accountapi/profilecache"
-	"github.com/accountedge/caddy-account-api/accountapi/store"
 	"github.com/accountedge/caddy-account-api/accountapi/verification"
 	"github.com/accountedge/caddy-account-api/accountapi/webhook"
 )
@@ -85,8 +79,10 @@ type Handler struct {
 	// Default: derived from ClientSecret, which such instances share anyway.
 	CacheKey string `json:"cache_key,omitempty"`
 
-	// TokenCacheTTL is the longest a token's introspection answer is cached; it is never cached
-	// past the token's expiry. Default: 5m.
+	// TokenCacheTTL is the longest a token's introspection answer is cached, counted from the
+	// core's answer; it is never cached past the token's expiry. It is the window in which a
+	// token revoked at the core (not through this site) can still read; writes always ask the
+	// core. Default: 1m.
 	TokenCacheTTL caddy.Duration `json:"token_cache_ttl,omitempty"`
 
 	// NegativeCacheTTL is how long an inactive token's answer is cached. Default: 10s.
@@ -118,7 +114,9 @@ type Handler struct {
 	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
 
 	// PolicyCacheTTL is how long the sign-in experience's policies and application lookups are
-	// cached. Default: 1m.
+	// cached: the bound on how late a change made at the core by another way than this site
+	// applies (a PATCH /api/sign-in-exp through the site applies at once on every instance).
+	// While the core fails, the last sign-in experience serves up to 10m more. Default: 5s.
 	PolicyCacheTTL caddy.Duration `json:"policy_cache_ttl,omitempty"`
 
 	// RateLimits sets the limits of the verification routes (code sends and checks, password
@@ -139,19 +137,16 @@ type Handler struct {
 	// passing through this site drop the cached records at once. Default: off.
 	Webhook *WebhookConfig `json:"webhook,omitempty"`
 
-	api   *api.Handler
-	authn *auth.Authenticator
-	// managementChanged handles a Management API write to a user passing through the site.
-	managementChanged func(ctx context.Context, userID string, credentials bool)
-	settings          *accountcenter.Cached // nil with static settings
-	profiles          *profilecache.Cache   // nil when the profile cache is off
-	bus               *invalidation.Bus     // nil without Redis
-	webhook           *webhook.Handler      // nil without a webhook
-	redisKey          string
-	logger            *zap.Logger
-	cancel            context.CancelFunc
-	// closers stop the in-process caches this config created.
-	closers []func()
+	api *api.Handler
+	// rt is the state shared with the other loaded configurations of the same deployment
+	// (runtime.go); stateKey and runtimeKey are its keys in runtimes, released by Cleanup.
+	rt                   *runtime
+	stateKey, runtimeKey string
+	// managementChanged handles a Management API write to a user passing through the site;
+	// sessionEnded a sign-out passing through it.
+	managementChanged, sessionEnded func(ctx context.Context, userID string, credentials bool)
+	webhook                         *webhook.Handler // nil without a webhook
+	logger                          *zap.Logger
 	// emptied maps each option set to a placeholder that resolved to nothing to that placeholder.
 	emptied map[string]string
 }
@@ -223,7 +218,9 @@ type AccountCenterConfig struct {
 	// fields are Off.
 	Fields map[string]string `json:"fields,omitempty"`
 
-	// CacheTTL is how long settings read from the core are kept. Default: 30s.
+	// CacheTTL is how long settings read from the core are kept: the bound on how late a change
+	// made at the core by another way than this site applies. While the core fails, the last
+	// settings serve up to 10m more. Default: 5s.
 	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 }
 
@@ -239,202 +236,66 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves placeholders, applies defaults and builds the clients.
+// Provision resolves placeholders, applies defaults, validates (configure), and loads the
+// shared runtime, building it when no loaded configuration shares it.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if err := registerMetrics(ctx); err != nil {
 		return err
 	}
-	repl := caddy.NewReplacer()
-	if err := h.configure(repl); err != nil {
+	if err := h.configure(caddy.NewReplacer()); err != nil {
 		return err
 	}
 
-	core, err := logto.New(logto.Config{
-		Endpoint:     h.CoreURL,
-		ClientID:     h.ClientID,
-		ClientSecret: h.ClientSecret,
-		Resource:     h.ManagementResource,
-		Scope:        h.ManagementScope,
-		Timeout:      time.Duration(h.CoreTimeout),
-		Transport:    timedTransport{next: http.DefaultTransport},
-	})
+	stateKey, err := h.stateKeyOf()
 	if err != nil {
 		return err
 	}
+	st, err := h.loadState(stateKey)
+	if err != nil {
+		return err
+	}
+	runtimeKey := h.runtimeKeyOf(stateKey)
+	if h.rt, err = h.loadRuntime(st, runtimeKey); err != nil {
+		_, _ = runtimes.Delete(stateKey)
+		return err
+	}
+	h.stateKey, h.runtimeKey = stateKey, runtimeKey
 
-	keyer, err := store.NewKeyer(h.cacheSecret())
-	if err != nil {
-		return err
-	}
-	// Verification records live in Redis when there is one (every instance accepts them), in
-	// process otherwise.
-	var shared, records store.Store
-	if h.Redis != nil {
-		client, key, err := h.Redis.client()
-		if err != nil {
-			return err
-		}
-		h.redisKey = key
-		shared = store.NewRedis(client, h.Redis.KeyPrefix, time.Duration(h.Redis.Timeout))
-		records = shared
-		h.bus = invalidation.New(client, h.Redis.KeyPrefix+"invalidate", time.Duration(h.Redis.Timeout))
-	} else {
-		memory := store.NewMemory(100_000)
-		h.closers = append(h.closers, memory.Close)
-		records = memory
-	}
-
-	// The API reads users through the profile cache; every other call goes to the core as is.
-	var apiCore identitycore.Core = core
-	if !h.ProfileCache.Disabled {
-		h.profiles = profilecache.New(profilecache.Config{
-			Core:         core,
-			Keyer:        keyer,
-			Shared:       shared,
-			DisableLocal: h.DisableLocalCache,
-			MaxAge:       time.Duration(h.ProfileCache.MaxAge),
-			MaxEntries:   h.ProfileCache.MaxEntries,
-			Metrics:      cacheMetrics{},
-			OnStoreError: h.storeErrorLogger("profile_cache"),
-		})
-		apiCore = h.profiles
-	}
-	limiter, err := h.limiter(shared, keyer)
-	if err != nil {
-		return err
-	}
 	if h.Webhook != nil {
 		h.webhook, err = webhook.New(webhook.Config{
 			SigningKeys: h.Webhook.SigningKeys,
-			UserChanged: h.userChanged("webhook", true),
+			UserChanged: h.rt.userChanged("webhook", true),
 			Observe:     func(outcome string) { metrics.webhooks.WithLabelValues(outcome).Inc() },
 			MaxAge:      time.Duration(h.Webhook.MaxAge),
 			BodyTimeout: time.Duration(h.BodyTimeout),
-			Seen:        limiter,
+			Seen:        h.rt.st.limiter,
 		})
 		if err != nil {
 			return fmt.Errorf("account_api: %w", err)
 		}
 	}
 
-	// Background work (the JWKS refresh) lives until Cleanup, not until the next reload.
-	bg, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	var jwtVerifier *auth.JWTVerifier
-	if h.JWT != nil {
-		jwtVerifier, err = auth.NewJWTVerifier(bg, auth.JWTConfig{
-			JWKSURL:    h.JWT.JWKSURL,
-			Issuer:     h.JWT.Issuer,
-			Audiences:  h.JWT.Audiences,
-			Algorithms: h.JWT.Algorithms,
-			Leeway:     time.Duration(h.JWT.Leeway),
-			HTTPClient: &http.Client{Timeout: time.Duration(h.CoreTimeout)},
-		})
-		if err != nil {
-			return err
-		}
-	}
-
-	var source accountcenter.Source
-	if h.AccountCenter.static() {
-		static, err := h.AccountCenter.settings()
-		if err != nil {
-			return err
-		}
-		source = accountcenter.Static(static)
-	} else {
-		loads := new(atomic.Uint64)
-		h.settings = accountcenter.NewCached(countLoads(loads, core.AccountCenter), time.Duration(h.AccountCenter.CacheTTL))
-		source = observedSettings{Source: h.settings, loads: loads}
-	}
-
-	h.managementChanged = h.userChanged("management_api", true)
-	h.authn = auth.New(auth.Config{
-		Introspector: core,
-		JWT:          jwtVerifier,
-		Keyer:        keyer,
-		Shared:       shared,
-		MaxTTL:       time.Duration(h.TokenCacheTTL),
-		NegativeTTL:  time.Duration(h.NegativeCacheTTL),
-		MaxEntries:   h.TokenCacheSize,
-		OnStoreError: h.storeErrorLogger("token_cache"),
-		DisableLocal: h.DisableLocalCache,
-		Metrics:      cacheMetrics{},
-	})
+	revocationFailed := storeErrorLogger(h.logger, "revocation")
+	h.sessionEnded = logged(h.rt.userChanged("session_end", true), revocationFailed)
+	h.managementChanged = logged(h.rt.userChanged("management_api", true), revocationFailed)
 	h.api = api.New(api.Config{
-		Core:           apiCore,
-		Auth:           h.authn,
-		AccountCenter:  source,
-		Verifications:  verification.NewStore(records, keyer),
-		AllowedOrigins: h.CORSOrigins,
-		MaxBodyBytes:   h.MaxBodySize,
-		BodyTimeout:    time.Duration(h.BodyTimeout),
-		PolicyTTL:      time.Duration(h.PolicyCacheTTL),
-		UserChanged:    h.userChanged("write", false),
-		Observe:        observeRequest,
-		Authenticated:  setAuthPlaceholders,
-		Logger:         h.logger,
-		Protections:    h.protections(limiter),
+		Core:             h.rt.apiCore,
+		Auth:             h.rt.authn,
+		AccountCenter:    h.rt.source,
+		Verifications:    verification.NewStore(st.records, st.keyer),
+		AllowedOrigins:   h.CORSOrigins,
+		MaxBodyBytes:     h.MaxBodySize,
+		BodyTimeout:      time.Duration(h.BodyTimeout),
+		PolicyTTL:        time.Duration(h.PolicyCacheTTL),
+		SignInExperience: h.rt.signIn,
+		UserChanged:      logged(h.rt.userChanged("write", false), revocationFailed),
+		Observe:          observeRequest,
+		Authenticated:    setAuthPlaceholders,
+		Logger:           h.logger,
+		Protections:      h.protections(st.limiter),
 	})
-
-	if h.bus != nil {
-		busErrors := h.storeErrorLogger("invalidation")
-		h.bus.Start(invalidation.Handlers{
-			Event: func(ctx context.Context, e invalidation.Event) {
-				if h.profiles != nil {
-					h.profiles.Invalidate(ctx, e.UserID)
-					metrics.invalidations.WithLabelValues("peer").Inc()
-				}
-				if e.Kind == invalidation.Credentials {
-					h.authn.EvictSubjectLocal(e.UserID) // the sender recorded it in Redis already
-				}
-			},
-			// Messages may have been lost while the subscription was down: forget what they
-			// could have voided.
-			Resync: func() {
-				if h.profiles != nil {
-					h.profiles.Flush()
-					metrics.invalidations.WithLabelValues("resync").Inc()
-				}
-				h.authn.FlushLocal()
-			},
-			Error: busErrors,
-		})
-	}
 	return nil
-}
-
-// userChanged returns what to do when the user with userID may have changed (source names the
-// way the module heard of it, for metrics): drop the cached record here and in Redis, void the
-// cached answers about the user's tokens when their credentials changed, and tell the other
-// instances. alwaysCredentials treats every change as one of credentials: a webhook or an admin
-// write may have revoked the user's tokens, and only the core knows.
-func (h *Handler) userChanged(source string, alwaysCredentials bool) func(ctx context.Context, userID string, credentials bool) {
-	invalidations := metrics.invalidations.WithLabelValues(source)
-	publishFailed := h.storeErrorLogger("invalidation")
-	evictFailed := h.storeErrorLogger("token_cache")
-	return func(ctx context.Context, userID string, credentials bool) {
-		credentials = credentials || alwaysCredentials
-		if h.profiles != nil {
-			h.profiles.Invalidate(ctx, userID)
-			invalidations.Inc()
-		}
-		if credentials {
-			if err := h.authn.EvictSubject(ctx, userID); err != nil {
-				evictFailed(err)
-			}
-		}
-		if h.bus != nil {
-			kind := invalidation.Profile
-			if credentials {
-				kind = invalidation.Credentials
-			}
-			if err := h.bus.Publish(ctx, invalidation.Event{UserID: userID, Kind: kind}); err != nil {
-				publishFailed(err)
-			}
-		}
-	}
 }
 
 // setDefaults fills in the options left out (zero). It leaves wrong values (a negative
@@ -444,7 +305,7 @@ func (h *Handler) setDefaults() {
 		h.CoreTimeout = caddy.Duration(5 * time.Second)
 	}
 	if h.TokenCacheTTL == 0 {
-		h.TokenCacheTTL = caddy.Duration(5 * time.Minute)
+		h.TokenCacheTTL = caddy.Duration(time.Minute)
 	}
 	if h.NegativeCacheTTL == 0 {
 		h.NegativeCacheTTL = caddy.Duration(10 * time.Second)
@@ -459,13 +320,13 @@ func (h *Handler) setDefaults() {
 		h.BodyTimeout = caddy.Duration(5 * time.Second)
 	}
 	if h.PolicyCacheTTL == 0 {
-		h.PolicyCacheTTL = caddy.Duration(time.Minute)
+		h.PolicyCacheTTL = caddy.Duration(5 * time.Second)
 	}
 	if h.AccountCenter == nil {
 		h.AccountCenter = &AccountCenterConfig{}
 	}
 	if h.AccountCenter.CacheTTL == 0 {
-		h.AccountCenter.CacheTTL = caddy.Duration(30 * time.Second)
+		h.AccountCenter.CacheTTL = caddy.Duration(5 * time.Second)
 	}
 	if h.JWT != nil {
 		base := strings.TrimRight(h.CoreURL, "/")
@@ -504,49 +365,26 @@ func (h *Handler) cacheSecret() []byte {
 	return m.Sum(nil)
 }
 
-// storeErrorLogger counts shared-store failures of a component and logs them at most once every
-// 10 seconds: during a Redis outage every request would otherwise log one.
-func (h *Handler) storeErrorLogger(component string) func(error) {
-	var last atomic.Int64
-	errs := metrics.redisErrors.WithLabelValues(component)
-	return func(err error) {
-		errs.Inc()
-		now, prev := time.Now().UnixNano(), last.Load()
-		if now-prev < int64(10*time.Second) || !last.CompareAndSwap(prev, now) {
-			return
-		}
-		h.logger.Warn("shared cache unavailable; serving from the in-process cache and the core", zap.Error(err))
-	}
-}
-
 // Validate checks the configuration without doing any I/O (Provision has already run the same
 // checks, before it built anything; see configure).
 func (h *Handler) Validate() error {
 	return h.validate()
 }
 
-// Cleanup stops background work and releases the shared Redis client.
+// Cleanup releases this configuration's share of the runtime; the last configuration to
+// release it stops it.
 func (h *Handler) Cleanup() error {
-	if h.cancel != nil {
-		h.cancel()
-	}
 	if h.api != nil {
 		h.api.Close()
 	}
-	for _, c := range h.closers {
-		c()
+	var errs []error
+	for _, key := range []string{h.runtimeKey, h.stateKey} { // the runtime uses the state
+		if key != "" {
+			_, err := runtimes.Delete(key)
+			errs = append(errs, err)
+		}
 	}
-	if h.bus != nil {
-		h.bus.Close() // before the client goes back to the pool, which may close it
-	}
-	if h.profiles != nil {
-		h.profiles.Close()
-	}
-	if h.redisKey != "" {
-		_, err := redisPool.Delete(h.redisKey)
-		return err
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ServeHTTP serves Account API requests and passes every other request to next.
@@ -559,8 +397,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.webhook.ServeHTTP(w, r)
 		return nil
 	}
-	if h.settings != nil && r.Method == http.MethodPatch && path.Clean(r.URL.Path) == "/api/account-center" {
-		return next.ServeHTTP(watchSuccess(w, h.settings.Invalidate), r)
+	if r.Method == http.MethodPost && path.Clean(r.URL.Path) == "/oidc/token/revocation" {
+		if token := formValue(r, "token"); token != "" {
+			return next.ServeHTTP(watchSuccess(w, func() { h.rt.tokenRevoked(r.Context(), token) }), r)
+		}
+	}
+	if path.Clean(r.URL.Path) == "/oidc/session/end" && (r.Method == http.MethodGet || r.Method == http.MethodPost) {
+		if sub := idTokenSubject(r); sub != "" {
+			// A sign-out ends the user's session at the core (and the tokens of its grants):
+			// the user's cached answers go, on every instance.
+			ok := func(status int) bool { return status < 400 }
+			return next.ServeHTTP(watchStatus(w, ok, func() { h.sessionEnded(r.Context(), sub, true) }), r)
+		}
+	}
+	if r.Method == http.MethodPatch {
+		switch path.Clean(r.URL.Path) {
+		case "/api/account-center":
+			return next.ServeHTTP(watchSuccess(w, func() { h.rt.settingsChanged(accountCenterDoc) }), r)
+		case "/api/sign-in-exp":
+			return next.ServeHTTP(watchSuccess(w, func() { h.rt.settingsChanged(signInDoc) }), r)
+		}
 	}
 	if id := managementUserWrite(r); id != "" {
 		// Any Management API write may touch sign-in data (username, email, password,

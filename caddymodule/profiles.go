@@ -1,13 +1,9 @@
 package caddymodule
 
 import (
-	"context"
 	"net/http"
 	"path"
 	"strings"
-	"sync/atomic"
-
-	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 )
 
 // managementUserWrite returns the user id of a Management API request that may change a user
@@ -30,27 +26,4 @@ func managementUserWrite(r *http.Request) string {
 		return ""
 	}
 	return id
-}
-
-// countLoads counts the loads of the account-center settings from the core, so that
-// observedSettings can tell a cache hit from a miss.
-func countLoads(n *atomic.Uint64, load func(context.Context) (accountcenter.Settings, error)) func(context.Context) (accountcenter.Settings, error) {
-	return func(ctx context.Context) (accountcenter.Settings, error) {
-		n.Add(1)
-		return load(ctx)
-	}
-}
-
-// observedSettings counts settings lookups as hits or misses. A lookup during which a load
-// happened counts as a miss: exact when loads do not overlap, which they rarely do (one per TTL).
-type observedSettings struct {
-	accountcenter.Source
-	loads *atomic.Uint64
-}
-
-func (o observedSettings) Settings(ctx context.Context) (accountcenter.Settings, error) {
-	before := o.loads.Load()
-	s, err := o.Source.Settings(ctx)
-	cacheMetrics{}.CacheResult("local", "settings", o.loads.Load() == before)
-	return s, err
 }

@@ -1,8 +1,6 @@
 package caddymodule
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/accountedge/caddy-account-api/accountapi/api"
 	"github.com/accountedge/caddy-account-api/accountapi/ratelimit"
-	"github.com/accountedge/caddy-account-api/accountapi/store"
 )
 
 // RateLimitsConfig sets the edge's own limits. Counters live in Redis when it is configured,
@@ -99,38 +96,8 @@ func (c *RateLimitsConfig) limits() api.Limits {
 	return l
 }
 
-// limiterPool keeps rate limiters (their counters, lockouts and locks, including the
-// in-process copies that hold while Redis fails) across config reloads, keyed by what their
-// counts depend on: the cache key and the Redis settings.
-var limiterPool = caddy.NewUsagePool()
-
-type pooledLimiter struct{ *ratelimit.Limiter }
-
-// Destruct stops the limiter when the last config using it is cleaned up.
-func (p pooledLimiter) Destruct() error {
-	p.Close()
-	return nil
-}
-
-// limiter is the rate limiter of this config: the one kept in limiterPool for its cache key
-// and Redis (counting on the shared store when there is one), so that its counters, lockouts
-// and locks survive a reload.
-func (h *Handler) limiter(shared store.Store, keyer *store.Keyer) (*ratelimit.Limiter, error) {
-	key := sha256.Sum256(append(h.cacheSecret(), h.redisKey...))
-	poolKey := hex.EncodeToString(key[:])
-	val, _, err := limiterPool.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		counter, _ := shared.(store.Counter)
-		return pooledLimiter{ratelimit.New(counter, keyer, h.storeErrorLogger("rate_limits"))}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	h.closers = append(h.closers, func() { _, _ = limiterPool.Delete(poolKey) })
-	return val.(pooledLimiter).Limiter, nil
-}
-
-// protections are the API's limits on limiter and its view of the request: Caddy's client IP
-// (which honours trusted_proxies) and request UUID.
+// protections gives the API the runtime's rate limiter (on the shared store when there is one)
+// and its view of the request: Caddy's client IP (which honours trusted_proxies) and request UUID.
 func (h *Handler) protections(limiter *ratelimit.Limiter) api.Protections {
 	return api.Protections{
 		Limiter: limiter,

@@ -63,18 +63,25 @@ type pooledClient struct{ redis.UniversalClient }
 // Destruct closes the client when the last config using it is cleaned up.
 func (p pooledClient) Destruct() error { return p.Close() }
 
-// client returns the shared client for this configuration and the pool key to release.
-func (c *RedisConfig) client() (redis.UniversalClient, string, error) {
+// poolKey identifies the connection the configuration makes (the key of redisPool), with the
+// password hashed so it never sits in memory dumps of the pool's keys in the clear.
+func (c *RedisConfig) poolKey() (string, *redis.UniversalOptions, error) {
 	opts, err := c.options()
 	if err != nil {
-		return nil, "", err
+		return "", nil, err
 	}
-	// The key identifies the connection, with the password hashed so it never sits in memory
-	// dumps of the pool's keys in the clear.
 	fingerprint, _ := json.Marshal([]any{opts.Addrs, opts.MasterName, opts.Username,
 		sha256.Sum256([]byte(opts.Password)), opts.DB, opts.TLSConfig != nil, c.Timeout, c.DialTimeout})
 	sum := sha256.Sum256(fingerprint)
-	key := "account_api.redis." + hex.EncodeToString(sum[:])
+	return "account_api.redis." + hex.EncodeToString(sum[:]), opts, nil
+}
+
+// client returns the shared client for this configuration and the pool key to release.
+func (c *RedisConfig) client() (redis.UniversalClient, string, error) {
+	key, opts, err := c.poolKey()
+	if err != nil {
+		return nil, "", err
+	}
 	v, _, err := redisPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		return pooledClient{redis.NewUniversalClient(opts)}, nil
 	})

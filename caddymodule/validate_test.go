@@ -139,8 +139,8 @@ func TestProvisionRefusesRedisBeforeConnecting(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "redis takes a url or addresses, not both") {
 		t.Fatalf("got %v", err)
 	}
-	if h.redisKey != "" || h.api != nil {
-		t.Fatalf("Provision built clients before refusing the configuration (redis key %q)", h.redisKey)
+	if h.stateKey != "" || h.rt != nil || h.api != nil {
+		t.Fatalf("Provision built clients before refusing the configuration (state %q)", h.stateKey)
 	}
 }
 

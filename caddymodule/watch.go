@@ -1,7 +1,14 @@
 package caddymodule
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"mime"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -13,15 +20,21 @@ import (
 type successWatcher struct {
 	*caddyhttp.ResponseWriterWrapper
 	fire    func()
+	success func(status int) bool
 	decided bool // the final status is known (and acted upon)
 }
 
 func watchSuccess(w http.ResponseWriter, fire func()) *successWatcher {
-	return &successWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, fire: fire}
+	return watchStatus(w, func(status int) bool { return status < 300 }, fire)
+}
+
+// watchStatus is watchSuccess for a response whose success may be a redirect (success tells).
+func watchStatus(w http.ResponseWriter, success func(status int) bool, fire func()) *successWatcher {
+	return &successWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, fire: fire, success: success}
 }
 
 func (s *successWatcher) WriteHeader(status int) {
-	if !s.decided && status >= 200 && status < 300 {
+	if !s.decided && status >= 200 && s.success(status) {
 		s.fire()
 	}
 	if status >= 200 {
@@ -37,4 +50,55 @@ func (s *successWatcher) Write(b []byte) (int, error) {
 		s.decided = true
 	}
 	return s.ResponseWriterWrapper.Write(b)
+}
+
+// maxWatchedForm bounds the form read from a request the module watches on its way to the core
+// (a token revocation is a few hundred bytes); a larger body passes through unread.
+const maxWatchedForm = 16 << 10
+
+// formValue reads one value of a form-encoded request body without consuming it: the body is
+// put back whole for the next handler. "" when the body is not a small form.
+func formValue(r *http.Request, name string) string {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" || r.Body == nil {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxWatchedForm+1))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b), r.Body), r.Body}
+	if err != nil || len(b) > maxWatchedForm {
+		return ""
+	}
+	form, err := url.ParseQuery(string(b))
+	if err != nil {
+		return ""
+	}
+	return form.Get(name)
+}
+
+// idTokenSubject is the sub of the id_token_hint of an end-session request (query or form), or
+// "". The hint is not verified here: the module acts on it only once the core, which verifies
+// it, has accepted the sign-out.
+func idTokenSubject(r *http.Request) string {
+	hint := r.URL.Query().Get("id_token_hint")
+	if hint == "" && r.Method == http.MethodPost {
+		hint = formValue(r, "id_token_hint")
+	}
+	_, rest, ok := strings.Cut(hint, ".")
+	payload, _, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(b, &claims) != nil {
+		return ""
+	}
+	return claims.Sub
 }

@@ -138,3 +138,88 @@ func TestInstancesShareRedis(t *testing.T) {
 		t.Fatalf("record from the first instance refused by the second: %d %s", r.status, r.body)
 	}
 }
+
+// TestWriteDecisionsReadFreshData: whether a password change needs step-up is decided on the
+// user as the core has them now, not on the record the profile cache holds: a password set at
+// the core (by no way the module hears of) makes step-up mandatory at once.
+func TestWriteDecisionsReadFreshData(t *testing.T) {
+	cacheModes(t, func(t *testing.T, e *env) {
+		// A user with nothing to prove themselves with: no password, email or phone.
+		r := e.call(e.core.URL, "POST", "/api/users", e.directM2MToken(), map[string]any{"username": "no_secrets_yet"})
+		if r.status != http.StatusOK {
+			t.Fatalf("create user: %d %s", r.status, r.body)
+		}
+		id := r.json(t)["id"].(string)
+		tok := e.token(devcore.MintRequest{UserID: id, Scope: allScopes})
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 || r.json(t)["hasPassword"] != false {
+			t.Fatalf("%d %s", r.status, r.body) // the record, without a password, is now cached
+		}
+		// A password is set at the core directly: the cached record does not know.
+		if r := e.call(e.core.URL, "PATCH", "/api/users/"+id+"/password", e.directM2MToken(),
+			map[string]any{"password": "Set-At-The-C0re!"}); r.status != http.StatusOK {
+			t.Fatalf("direct password: %d %s", r.status, r.body)
+		}
+		if r := e.do("GET", "/api/my-account", tok, nil); r.json(t)["hasPassword"] != false {
+			t.Fatal("the test needs the read to come from the cache")
+		}
+		r = e.do("POST", "/api/my-account/password", tok, map[string]any{"password": "Ch0sen-By-An-Attacker!"})
+		expectError(t, r, http.StatusUnauthorized, "verification_record.permission_denied")
+	})
+}
+
+// TestSignInExperienceChangeReachesEveryInstance: a PATCH /api/sign-in-exp passing through one
+// instance applies at once on both (the password policy refuses what it allowed just before).
+func TestSignInExperienceChangeReachesEveryInstance(t *testing.T) {
+	e, instances, _ := twoInstances(t)
+	tok := e.userToken(allScopes)
+	candidate := "Quite-Long-But-Not-40!"
+	// Both instances cache the sign-in experience (a policy check reads it) before the change.
+	for _, base := range instances {
+		r := e.call(base, "POST", "/api/my-account/password", tok, map[string]any{"password": "x"},
+			"logto-verification-id", e.passwordRecord(tok, devcore.DemoPassword))
+		if r.status != http.StatusUnprocessableEntity {
+			t.Fatalf("warming the policy: %d %s", r.status, r.body)
+		}
+	}
+	e.mgmt("PATCH", "/api/sign-in-exp", map[string]any{"passwordPolicy": map[string]any{"length": map[string]any{"min": 40, "max": 256}}})
+	for i, base := range instances {
+		deadline := time.Now().Add(time.Second)
+		for {
+			r := e.call(base, "POST", "/api/my-account/password", tok, map[string]any{"password": candidate},
+				"logto-verification-id", e.passwordRecord(tok, devcore.DemoPassword))
+			if r.status == http.StatusUnprocessableEntity {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %d still applies the old policy 1s after the change: %d %s", i+1, r.status, r.body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// TestCachedReadsSurviveCoreOutage: with the core unreachable for longer than the settings'
+// cache_ttl, a page load whose token and profile are cached still works (the settings serve
+// stale, within their bound), and a write fails closed.
+func TestCachedReadsSurviveCoreOutage(t *testing.T) {
+	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	proxy := newFaultProxy(t, srv.URL)
+	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "core_timeout 1s\naccount_center {\ncache_ttl 1s\n}"})
+	tok := e.userToken(allScopes)
+	if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	proxy.set("down")
+	time.Sleep(1500 * time.Millisecond) // past cache_ttl
+	for i := 0; i < 3; i++ {
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+			t.Fatalf("a cached read during a core outage longer than cache_ttl: %d %s", r.status, r.body)
+		}
+	}
+	expectError(t, e.do("PATCH", "/api/my-account", tok, map[string]any{"name": "x"}), http.StatusServiceUnavailable, "identity_core.unavailable")
+	proxy.set("pass")
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/accountedge/caddy-account-api/tests/devcore"
 	"github.com/accountedge/caddy-account-api/tests/harness"
 )
 
@@ -87,5 +88,36 @@ func TestReloadControl(t *testing.T) {
 	t.Logf("respond only, 10 reloads: %d ok, %d failed, %d dropped connections retried", ok, failed, load.resets)
 	if failed != 0 || ok == 0 {
 		t.Fatalf("control: %s", load.describe())
+	}
+}
+
+// TestStateSurvivesReload: without Redis (everything in process), a step-up record and a
+// password lockout made before a `caddy reload` are honoured after it, whether the reload
+// changes an unrelated option or a cache setting (which gets new caches, not new records).
+func TestStateSurvivesReload(t *testing.T) {
+	opts := options{extra: "rate_limits {\n password_failures 3 1m\n }"}
+	e := newEnv(t, opts)
+	tok := e.userToken(allScopes)
+	record := e.call(e.caddy.URL(), "POST", "/api/verifications/password", tok,
+		map[string]any{"password": devcore.DemoPassword}).json(t)["verificationRecordId"].(string)
+	locked := e.token(devcore.MintRequest{UserID: devcore.OtherUserID, Scope: allScopes})
+	wrong := map[string]any{"password": "not-the-password"}
+	for i := 0; i < 3; i++ {
+		expectError(t, e.do("POST", "/api/verifications/password", locked, wrong), http.StatusUnprocessableEntity, "session.invalid_credentials")
+	}
+
+	for i, extra := range []string{"cors_origins https://app.example", "token_cache_ttl 30s"} {
+		opts.extra = "rate_limits {\n password_failures 3 1m\n }\n" + extra
+		e.caddy.Reload(e.caddyfile(e.caddy.Ports(), opts))
+		expectError(t, e.do("POST", "/api/verifications/password", locked, map[string]any{"password": devcore.OtherPassword}),
+			http.StatusTooManyRequests, "session.verification_blocked_too_many_attempts")
+		if i == 0 {
+			continue
+		}
+		// The record made before both reloads still authorises the change it was made for.
+		r := e.do("PATCH", "/api/my-account", tok, map[string]any{"username": "after_reload"}, "logto-verification-id", record)
+		if r.status != 200 {
+			t.Fatalf("a step-up record made before the reload: %d %s", r.status, r.body)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -63,4 +64,194 @@ func TestRevokedTokenRefusedEverywhere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoInstances starts two Caddy instances sharing one Redis, with a webhook endpoint.
+func twoInstances(t *testing.T) (*env, []string, *harness.Redis) {
+	t.Helper()
+	rs := harness.StartRedis(t)
+	opts := options{redis: rs.Addr(), extra: "webhook /hooks/logto {\n\t\t\tsigning_key " + webhookKey + "\n\t\t}"}
+	e := newEnv(t, opts)
+	return e, []string{e.caddy.URL(), e.startCaddy(opts).URL()}, rs
+}
+
+// refusedWithin polls base until the token is refused (401) or the bound passes.
+func (e *env) refusedWithin(base, token string, bound time.Duration) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	for {
+		r := e.call(base, "GET", "/api/my-account", token, nil)
+		if r.status == http.StatusUnauthorized {
+			return time.Since(start)
+		}
+		if time.Since(start) > bound {
+			e.t.Fatalf("%s still answers %d to a revoked token after %v", base, r.status, bound)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWritesAskTheCoreAgain: a token revoked at the core, while both instances cache it as
+// active, is refused at once by every write route, and the instance that learned it tells the
+// other: both refuse it on reads within a second.
+func TestWritesAskTheCoreAgain(t *testing.T) {
+	e, instances, _ := twoInstances(t)
+	valid := e.userToken(allScopes)
+	var writes [][2]string
+	for _, rt := range e.registeredRoutes(valid) {
+		if rt[0] != http.MethodGet {
+			writes = append(writes, rt)
+		}
+	}
+	if len(writes) < 14 {
+		t.Fatalf("only %d write routes found: %v", len(writes), writes)
+	}
+	for _, rt := range writes {
+		victim := e.userToken(allScopes)
+		for _, base := range instances {
+			if r := e.call(base, "GET", "/api/my-account", victim, nil); r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+		}
+		e.coreJSON("POST", "/dev/tokens/revoke", map[string]string{"token": victim}, nil)
+		r := e.call(instances[0], rt[0], rt[1], victim, map[string]any{})
+		if r.status != http.StatusUnauthorized {
+			t.Fatalf("%s %s with a token revoked at the core: %d %s", rt[0], rt[1], r.status, r.body)
+		}
+		for i, base := range instances {
+			took := e.refusedWithin(base, victim, time.Second)
+			if rt == writes[0] {
+				t.Logf("instance %d refuses reads %v after the refused write", i+1, took.Round(time.Millisecond))
+			}
+		}
+	}
+}
+
+// TestRevocationThroughTheSite: POST /oidc/token/revocation passing through one instance drops
+// the cached answer at once there and within a second on the other.
+func TestRevocationThroughTheSite(t *testing.T) {
+	e, instances, _ := twoInstances(t)
+	victim, other := e.userToken(allScopes), e.userToken(allScopes)
+	for _, base := range instances {
+		for _, tok := range []string{victim, other} {
+			if r := e.call(base, "GET", "/api/my-account", tok, nil); r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+		}
+	}
+	form := url.Values{"client_id": {devcore.DemoAppID}, "token": {victim}, "token_type_hint": {"access_token"}}
+	r := e.call(instances[0], "POST", "/oidc/token/revocation", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+	if r.status != http.StatusOK {
+		t.Fatalf("revocation through the site: %d %s", r.status, r.body)
+	}
+	if r := e.call(instances[0], "GET", "/api/my-account", victim, nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("the revoking instance still reads with the revoked token: %d", r.status)
+	}
+	t.Logf("the other instance refuses it after %v", e.refusedWithin(instances[1], victim, time.Second).Round(time.Millisecond))
+	// Only that token: the user's other session stays cached.
+	before := e.stats().Introspections
+	for _, base := range instances {
+		if r := e.call(base, "GET", "/api/my-account", other, nil); r.status != 200 {
+			t.Fatalf("the user's other token: %d", r.status)
+		}
+	}
+	if n := e.stats().Introspections - before; n != 0 {
+		t.Fatalf("the other token was introspected again (%d)", n)
+	}
+}
+
+// TestInFlightIntrospectionOvertakenByRevocation holds an introspection open (the core read the
+// token as active, and answers later) across a credentials change: the answer must not be
+// cached on either level once the change is known.
+func TestInFlightIntrospectionOvertakenByRevocation(t *testing.T) {
+	e, instances, _ := twoInstances(t)
+	victim := e.userToken(allScopes)
+	e.core.Core.SetIntrospectionLag(1500 * time.Millisecond)
+	done := make(chan reply, 1)
+	go func() { done <- e.call(instances[0], "GET", "/api/my-account", victim, nil) }()
+	time.Sleep(500 * time.Millisecond) // the core has read the token as active
+	e.coreJSON("POST", "/dev/tokens/revoke", map[string]string{"token": victim}, nil)
+	body := `{"event":"User.SuspensionStatus.Updated","params":{"userId":"` + devcore.DemoUserID + `"},"data":{"id":"` + devcore.DemoUserID + `"}}`
+	if r := e.deliver(instances[1], webhookKey, body); r.status != http.StatusNoContent {
+		t.Fatalf("webhook: %d %s", r.status, r.body)
+	}
+	first := <-done
+	e.core.Core.SetIntrospectionLag(0)
+	t.Logf("the request in flight got %d", first.status)
+	for i, base := range instances {
+		if r := e.call(base, "GET", "/api/my-account", victim, nil); r.status != http.StatusUnauthorized {
+			t.Fatalf("instance %d cached the answer loaded before the revocation: %d", i+1, r.status)
+		}
+	}
+}
+
+// TestWebhookUnrecordedIsRedelivered: while Redis cannot record a revocation the webhook answers
+// 5xx (Logto delivers again); after Redis is back the redelivery puts it in force.
+func TestWebhookUnrecordedIsRedelivered(t *testing.T) {
+	e, instances, rs := twoInstances(t)
+	victim := e.userToken(allScopes)
+	if r := e.call(instances[0], "GET", "/api/my-account", victim, nil); r.status != 200 {
+		t.Fatalf("%d", r.status)
+	}
+	e.coreJSON("POST", "/dev/tokens/revoke", map[string]string{"token": victim}, nil)
+	body := `{"event":"User.Data.Updated","params":{"userId":"` + devcore.DemoUserID + `"},"data":{"id":"` + devcore.DemoUserID + `"}}`
+	rs.Stop()
+	if r := e.deliver(instances[1], webhookKey, body); r.status < 500 {
+		t.Fatalf("a revocation Redis could not record was acknowledged: %d", r.status)
+	}
+	rs.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := e.deliver(instances[1], webhookKey, body)
+		if r.status == http.StatusNoContent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redelivery after Redis came back: %d %s", r.status, r.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.refusedWithin(instances[1], victim, time.Second)
+	// The other instance's subscription to the bus went down with Redis: the event published
+	// while it reconnects is lost, and its resubscription drops every in-process answer.
+	t.Logf("the other instance refuses it %v after the redelivery", e.refusedWithin(instances[0], victim, 10*time.Second).Round(time.Millisecond))
+}
+
+// TestSignOutThroughTheSite: an RP-initiated logout passing through one instance, whose
+// id_token_hint names the user, drops that user's cached answers on both instances; a hint the
+// core refuses changes nothing.
+func TestSignOutThroughTheSite(t *testing.T) {
+	e, instances, _ := twoInstances(t)
+	var minted devcore.MintResponse
+	e.coreJSON("POST", "/dev/tokens", devcore.MintRequest{UserID: devcore.DemoUserID, Scope: allScopes}, &minted)
+	for _, base := range instances {
+		if r := e.call(base, "GET", "/api/my-account", minted.AccessToken, nil); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+	// A forged hint (any payload, no valid signature): the core refuses, nothing is evicted.
+	before := e.stats().Introspections
+	forged := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJkZW1vdXNlcjAwMDEifQ.x"
+	if r := e.call(instances[0], "GET", "/oidc/session/end?id_token_hint="+forged, "", nil); r.status != http.StatusBadRequest {
+		t.Fatalf("forged hint: %d", r.status)
+	}
+	e.call(instances[0], "GET", "/api/my-account", minted.AccessToken, nil)
+	if n := e.stats().Introspections - before; n != 0 {
+		t.Fatal("a sign-out the core refused evicted the user's answers")
+	}
+
+	q := url.Values{"id_token_hint": {minted.IDToken}, "post_logout_redirect_uri": {"https://app.example/bye"}}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(instances[0] + "/oidc/session/end?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	if r := e.call(instances[0], "GET", "/api/my-account", minted.AccessToken, nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("the signing-out instance still reads with the ended session's token: %d", r.status)
+	}
+	t.Logf("the other instance refuses it after %v", e.refusedWithin(instances[1], minted.AccessToken, time.Second).Round(time.Millisecond))
 }

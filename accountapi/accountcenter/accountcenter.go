@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/accountedge/caddy-account-api/accountapi/memo"
+	"github.com/accountedge/caddy-account-api/accountapi/cache"
 )
 
 // Control is the access an account-center field grants.
@@ -67,14 +67,15 @@ type Static Settings
 // Settings implements Source.
 func (s Static) Settings(context.Context) (Settings, error) { return Settings(s), nil }
 
-// Cached is a Source that loads the settings from the identity core and keeps them for a TTL.
+// Cached is a Source that loads the settings from the identity core and keeps them for a TTL
+// (accountapi/cache); while the core fails, the last settings serve for a bounded while more.
 type Cached struct {
-	value *memo.Value[Settings]
+	value *cache.Value[Settings]
 }
 
 // NewCached returns a Cached source over load.
-func NewCached(load func(context.Context) (Settings, error), ttl time.Duration) *Cached {
-	return &Cached{value: memo.New(load, ttl)}
+func NewCached(load func(context.Context) (Settings, error), ttl, staleIfError time.Duration, m cache.Metrics) *Cached {
+	return &Cached{value: cache.NewValue("settings", load, ttl, staleIfError, m)}
 }
 
 // Settings implements Source.
@@ -82,3 +83,6 @@ func (c *Cached) Settings(ctx context.Context) (Settings, error) { return c.valu
 
 // Invalidate drops the cached settings, e.g. after an admin changed them through the core.
 func (c *Cached) Invalidate() { c.value.Invalidate() }
+
+// Close stops the cache's background work.
+func (c *Cached) Close() { c.value.Close() }

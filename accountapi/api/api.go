@@ -20,9 +20,9 @@ import (
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
 	"github.com/accountedge/caddy-account-api/accountapi/auth"
+	"github.com/accountedge/caddy-account-api/accountapi/cache"
 	"github.com/accountedge/caddy-account-api/accountapi/httpbody"
 	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
-	"github.com/accountedge/caddy-account-api/accountapi/memo"
 	"github.com/accountedge/caddy-account-api/accountapi/verification"
 )
 
@@ -40,6 +40,10 @@ type Config struct {
 	BodyTimeout time.Duration
 	// PolicyTTL is how long the sign-in experience and application lookups are cached.
 	PolicyTTL time.Duration
+	// SignInExperience, when set, is the cached sign-in experience, shared with whoever
+	// refreshes it (a change passing through the site, other instances); nil caches it here for
+	// PolicyTTL.
+	SignInExperience *cache.Value[*identitycore.SignInExperience]
 	// UserChanged, when set, is told after the module changed a user at the core, so that what
 	// is cached about that user (here and on other instances) can be dropped. credentials is
 	// true for changes to how the user signs in or proves identity (username, password, primary
@@ -64,8 +68,6 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, header string) (auth.Principal, error)
 	// Revalidate asks the core about the token, past every cache.
 	Revalidate(ctx context.Context, header string) (auth.Principal, error)
-	// Close stops the authenticator's background work.
-	Close()
 }
 
 // Records keeps the verification records (verification.Store).
@@ -83,8 +85,9 @@ type Records interface {
 type Handler struct {
 	cfg     Config
 	mux     *http.ServeMux
-	signIn  *memo.Value[*identitycore.SignInExperience]
-	assets  *memo.Value[*identitycore.UserAssetsStatus]
+	signIn  *cache.Value[*identitycore.SignInExperience]
+	ownsSIE bool // signIn was made here, and is closed with the handler
+	assets  *cache.Value[*identitycore.UserAssetsStatus]
 	apps    *otter.Cache[string, appAnswer]
 	origins map[string]bool
 
@@ -113,14 +116,18 @@ func New(cfg Config) *Handler {
 	h := &Handler{
 		cfg:    cfg,
 		mux:    http.NewServeMux(),
-		signIn: memo.New(cfg.Core.SignInExperience, cfg.PolicyTTL),
-		assets: memo.New(cfg.Core.UserAssetsStatus, cfg.PolicyTTL),
+		signIn: cfg.SignInExperience,
+		assets: cache.NewValue("user_assets", cfg.Core.UserAssetsStatus, cfg.PolicyTTL, 0, nil),
 		apps: otter.Must(&otter.Options[string, appAnswer]{
 			MaximumSize:      10_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, appAnswer](cfg.PolicyTTL),
 		}),
 	}
 	h.uploadSlots = make(chan struct{}, maxConcurrentUploads)
+	if h.signIn == nil {
+		h.signIn = cache.NewValue("sign_in_experience", cfg.Core.SignInExperience, cfg.PolicyTTL, 0, nil)
+		h.ownsSIE = true
+	}
 	if len(cfg.AllowedOrigins) > 0 {
 		h.origins = make(map[string]bool, len(cfg.AllowedOrigins))
 		for _, o := range cfg.AllowedOrigins {
@@ -131,10 +138,14 @@ func New(cfg Config) *Handler {
 	return h
 }
 
-// Close stops the background work of the handler and of the authenticator it was given.
+// Close stops the background work of the handler (not of the collaborators it was given, which
+// may outlive it).
 func (h *Handler) Close() {
 	h.apps.StopAllGoroutines()
-	h.cfg.Auth.Close()
+	h.assets.Close()
+	if h.ownsSIE {
+		h.signIn.Close()
+	}
 }
 
 // Prefixes are the paths the Account API owns; every other request belongs to the next handler.
@@ -209,9 +220,15 @@ func (h *Handler) handle(rt route) {
 // the route's guard, checks and work.
 func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (err error) {
 	ctx := r.Context()
+	// Only reads may rest on a cached answer about the token: every other method asks the core
+	// again, so a token revoked since it was cached cannot change anything, and reads the user
+	// fresh from the core, so no decision about a write rests on a cached record. The rule is by
+	// method: no route can be forgotten (rt.revalidate is implied for every write).
 	authenticate := h.cfg.Auth.Authenticate
-	if rt.revalidate {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || rt.revalidate {
 		authenticate = h.cfg.Auth.Revalidate
+		ctx = identitycore.WithFreshReads(ctx)
+		r = r.WithContext(ctx)
 	}
 	var retry atomic.Int64 // set by the token gate, which may run in a coalesced load
 	p, err := authenticate(h.tokenGate(ctx, r, &retry), r.Header.Get("Authorization"))

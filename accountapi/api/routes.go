@@ -68,8 +68,7 @@ func (h *Handler) routeTable() []route {
 				scope("custom_data", 400).when(bodyHas("customData")),
 				firstParty(),
 				stepUp().when(bodyHas("username")),
-				// A username change is sensitive: the token must still be live at the core.
-				revalidateToken().when(bodyHas("username")),
+				// The token is asked about again as for every write (serveRoute).
 			},
 			serve: h.patchAccount,
 		},

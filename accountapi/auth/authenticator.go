@@ -2,15 +2,12 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"encoding/base64"
 	"strings"
 	"time"
 
-	"github.com/maypok86/otter/v2"
-	"golang.org/x/sync/singleflight"
-
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/cache"
 	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
 	"github.com/accountedge/caddy-account-api/accountapi/store"
 )
@@ -29,7 +26,7 @@ type Config struct {
 	// Keyer derives cache keys from tokens.
 	Keyer *store.Keyer
 	// Shared is the second-level cache (Redis); nil when there is none.
-	Shared store.Store
+	Shared store.Indexed
 	// MaxTTL bounds how long a positive answer is cached; NegativeTTL how long an inactive one is.
 	MaxTTL, NegativeTTL time.Duration
 	// MaxEntries bounds the in-process cache.
@@ -40,96 +37,121 @@ type Config struct {
 	// shared layer, or deployments that want revocations seen by every instance at once).
 	DisableLocal bool
 	// Metrics, when set, is told about cache lookups and coalesced introspections.
-	Metrics Metrics
+	Metrics cache.Metrics
+	// OnInactive, when set, is told the cache key of a token that was cached as active and that
+	// the core now calls inactive (revoked): the other instances must drop it too.
+	OnInactive func(key string)
 }
 
-// Metrics receives cache events. Implementations must be cheap and safe for concurrent use: they
-// run on every request. layer is "local" or "shared"; kind is "token" for an active token's
-// answer and "negative" for an inactive one (a miss is always "token": its kind is unknown).
-type Metrics interface {
-	CacheResult(layer, kind string, hit bool)
-	CoalescedWait(kind string)
-}
-
-// noMetrics is the default Metrics: it keeps the hot path free of nil checks.
-type noMetrics struct{}
-
-func (noMetrics) CacheResult(string, string, bool) {}
-func (noMetrics) CoalescedWait(string)             {}
-
-// kindOf names an answer for Metrics.
+// kindOf names an answer for Metrics: "token" for an active token, "negative" for a refusal.
 func kindOf(ans answer) string {
-	if ans.Active {
+	if ans.active() {
 		return "token"
 	}
 	return "negative"
 }
 
+// loadTimeout bounds one introspection, detached from the requests waiting for it.
+const loadTimeout = 30 * time.Second
+
 // Authenticator turns an Authorization header into a Principal, or a Logto-shaped error.
 type Authenticator struct {
-	cfg   Config
-	local *otter.Cache[string, answer]
-	group singleflight.Group
-	now   func() time.Time
+	cfg     Config
+	answers *cache.Cache[answer]
+	now     func() time.Time
 }
 
 // New returns an Authenticator.
 func New(cfg Config) *Authenticator {
-	if cfg.OnStoreError == nil {
-		cfg.OnStoreError = func(error) {}
+	if cfg.OnInactive == nil {
+		cfg.OnInactive = func(string) {}
 	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = noMetrics{}
-	}
-	return &Authenticator{
-		cfg: cfg,
-		local: otter.Must(&otter.Options[string, answer]{
-			MaximumSize: cfg.MaxEntries,
-			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, answer]) time.Duration {
-				return e.Value.ttl(time.Now(), cfg.MaxTTL, cfg.NegativeTTL)
-			}),
-		}),
-		now: time.Now,
-	}
+	a := &Authenticator{cfg: cfg, now: time.Now}
+	a.answers = cache.New(cache.Config[answer]{
+		Kind:         "token",
+		KindOf:       kindOf,
+		Keyer:        cfg.Keyer,
+		Shared:       cfg.Shared,
+		SharedPrefix: "tok:",
+		DisableLocal: cfg.DisableLocal,
+		MaxEntries:   cfg.MaxEntries,
+		TTL: func(ans answer) time.Duration {
+			if !ans.active() {
+				return cfg.NegativeTTL
+			}
+			return cfg.MaxTTL
+		},
+		Deadline: func(ans answer) time.Time {
+			if ans.ExpiresAt == 0 {
+				return time.Time{}
+			}
+			return time.Unix(ans.ExpiresAt, 0)
+		},
+		Subject: func(ans answer) string {
+			if !ans.active() {
+				return "" // a refusal is about no one
+			}
+			return ans.Subject
+		},
+		Encode:       encodeAnswer,
+		Decode:       decodeAnswer,
+		LoadTimeout:  loadTimeout,
+		Metrics:      cfg.Metrics,
+		OnStoreError: cfg.OnStoreError,
+	})
+	return a
 }
 
 // Close stops the in-process cache's background clean-up.
-func (a *Authenticator) Close() { a.local.StopAllGoroutines() }
+func (a *Authenticator) Close() { a.answers.Close() }
 
 // Authenticate validates the request's Authorization header, from the caches when they hold an
 // answer for the token. Errors are *apierror.Error values ready to send.
 func (a *Authenticator) Authenticate(ctx context.Context, header string) (Principal, error) {
-	return a.authenticate(ctx, header, false)
-}
-
-// Revalidate is Authenticate without the caches: sensitive writes ask the core again, so a
-// token revoked since it was cached cannot change credentials. The fresh answer is cached.
-func (a *Authenticator) Revalidate(ctx context.Context, header string) (Principal, error) {
-	return a.authenticate(ctx, header, true)
-}
-
-func (a *Authenticator) authenticate(ctx context.Context, header string, fresh bool) (Principal, error) {
 	token, err := bearerToken(header)
 	if err != nil {
 		return Principal{}, err
 	}
-	key := a.cfg.Keyer.Key("tok", token)
-	ans, ok := answer{}, false
-	if !fresh && !a.cfg.DisableLocal {
-		ans, ok = a.local.GetIfPresent(key)
-		if ok {
-			a.cfg.Metrics.CacheResult("local", kindOf(ans), true)
-		} else {
-			a.cfg.Metrics.CacheResult("local", "token", false)
-		}
-	}
-	if !ok {
-		if ans, err = a.load(ctx, key, token, fresh); err != nil {
-			return Principal{}, err
-		}
+	key := a.key(token)
+	ans, err := a.answers.Get(ctx, key, func(ctx context.Context) (answer, error) {
+		return a.validateGated(ctx, key, token)
+	})
+	if err != nil {
+		return Principal{}, err
 	}
 	return ans.check(a.now())
 }
+
+// Revalidate is Authenticate without the caches: writes ask the core again, so a token revoked
+// since it was cached cannot change anything. The fresh answer replaces the cached one on both
+// levels; when it says a token cached as active is now inactive, OnInactive tells the others.
+func (a *Authenticator) Revalidate(ctx context.Context, header string) (Principal, error) {
+	token, err := bearerToken(header)
+	if err != nil {
+		return Principal{}, err
+	}
+	key := a.key(token)
+	// Whether some instance may hold an active answer: then a refusal must be told to them all.
+	// A token never seen active (a guess, a typo) tells no one.
+	prev, cached := a.answers.Peek(ctx, key)
+	ans, err := a.answers.Refresh(ctx, key, func(ctx context.Context) (answer, error) {
+		return a.validateGated(ctx, key, token)
+	})
+	if err != nil {
+		return Principal{}, err
+	}
+	if !ans.active() && cached && prev.active() {
+		a.cfg.OnInactive(Printable(key))
+	}
+	return ans.check(a.now())
+}
+
+// key is the token's cache key: binary, the smallest in-process key (see Printable).
+func (a *Authenticator) key(token string) string { return a.cfg.Keyer.Raw("tok", token) }
+
+// Printable is the form of a cache key told to others (OnInactive, EvictToken, EvictKeyLocal):
+// a keyed hash, no secret.
+func Printable(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
 
 // maxTokenLength bounds what is hashed, cached or sent to the core: Logto's opaque tokens are 43
 // characters and its JWTs well under 2 KiB.
@@ -153,108 +175,16 @@ func bearerToken(header string) (string, error) {
 // check runs the per-request checks on a (possibly cached) answer: they never come from the
 // cache, so a cached answer cannot outlive the token.
 func (ans answer) check(now time.Time) (Principal, error) {
-	p := ans.Principal
+	p := ans.principal()
 	switch {
-	case !ans.Active, p.Subject == "":
+	case !ans.active(), p.Subject == "":
 		return Principal{}, apierror.Unauthorized
 	case p.ExpiresAt != 0 && now.Unix() >= p.ExpiresAt:
-		return Principal{}, apierror.Unauthorized
-	// RFC 7662 lets a core introspect refresh tokens too: only access tokens open this API.
-	case ans.TokenType != "" && !strings.EqualFold(ans.TokenType, "Bearer") &&
-		ans.TokenType != "access_token":
 		return Principal{}, apierror.Unauthorized
 	case !p.HasScope("openid"):
 		return Principal{}, apierror.Forbidden
 	}
 	return p, nil
-}
-
-// load finds the answer for one token in the shared store or at the core. Concurrent loads of
-// one token are coalesced into one; each waiter still honours its own context.
-func (a *Authenticator) load(ctx context.Context, key, token string, fresh bool) (answer, error) {
-	flight := key
-	if fresh {
-		flight = "fresh:" + key
-	}
-	leader := false
-	ch := a.group.DoChan(flight, func() (any, error) {
-		leader = true
-		// Detached from the first caller: one client going away must not fail the others.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if !fresh {
-			if ans, ok := a.fromShared(ctx, key); ok {
-				if !a.cfg.DisableLocal {
-					a.local.Set(key, ans)
-				}
-				return ans, nil
-			}
-		}
-		done, err := a.admit(ctx, key)
-		if err != nil {
-			return answer{}, err
-		}
-		ans, err := a.validate(ctx, token)
-		if err != nil {
-			done(false) // the core's failure, not the token's
-			return answer{}, err
-		}
-		_, refused := ans.check(a.now())
-		done(refused != nil)
-		a.remember(ctx, key, ans)
-		return ans, nil
-	})
-	select {
-	case <-ctx.Done():
-		return answer{}, apierror.CoreUnavailable.WithCause(ctx.Err())
-	case res := <-ch:
-		if !leader {
-			a.cfg.Metrics.CoalescedWait("token")
-		}
-		if res.Err != nil {
-			return answer{}, res.Err
-		}
-		return res.Val.(answer), nil
-	}
-}
-
-func (a *Authenticator) fromShared(ctx context.Context, key string) (answer, bool) {
-	if a.cfg.Shared == nil {
-		return answer{}, false
-	}
-	b, err := a.cfg.Shared.Get(ctx, key)
-	if err != nil {
-		a.cfg.Metrics.CacheResult("shared", "token", false)
-		if !errors.Is(err, store.ErrNotFound) {
-			a.cfg.OnStoreError(err)
-		}
-		return answer{}, false
-	}
-	var ans answer
-	if err := json.Unmarshal(b, &ans); err != nil || a.revokedAfterCaching(ctx, ans) {
-		a.cfg.Metrics.CacheResult("shared", "token", false)
-		return answer{}, false
-	}
-	a.cfg.Metrics.CacheResult("shared", kindOf(ans), true)
-	return ans, true
-}
-
-func (a *Authenticator) remember(ctx context.Context, key string, ans answer) {
-	ans.CachedAt = a.now().UnixMilli()
-	ttl := ans.ttl(a.now(), a.cfg.MaxTTL, a.cfg.NegativeTTL)
-	if ttl <= 0 {
-		return
-	}
-	if !a.cfg.DisableLocal {
-		a.local.Set(key, ans)
-	}
-	if a.cfg.Shared == nil {
-		return
-	}
-	b, _ := json.Marshal(ans)
-	if err := a.cfg.Shared.Set(ctx, key, b, ttl); err != nil {
-		a.cfg.OnStoreError(err)
-	}
 }
 
 // validate asks the authority for this token: the JWKS for a JWT (when configured), the core's
@@ -267,24 +197,14 @@ func (a *Authenticator) validate(ctx context.Context, token string) (answer, err
 	if err != nil {
 		return answer{}, apierror.CoreUnavailable.WithCause(err)
 	}
-	return answer{
-		Active:    in.Active,
-		TokenType: in.TokenType,
-		Principal: Principal{
-			Subject:   in.Subject,
-			ClientID:  in.ClientID,
-			Scopes:    splitScope(in.Scope),
-			SessionID: in.SessionID,
-			ExpiresAt: in.ExpiresAt,
-		},
-	}, nil
+	return newAnswer(in.Active && isUserAccessToken(in), in.Subject, in.SessionID, grantOf(in.ClientID, in.Scope), in.ExpiresAt), nil
 }
 
 // Gate is consulted before the Authenticator asks the core (introspection or JWKS) about a token
 // it has no cached answer for: an error refuses the token unasked; done hears whether the
 // answer refused the token. Callers bound what unknown tokens can make the core do with it
 // (per client address, say); a token with a valid answer in the in-process cache is never gated,
-// even when a sensitive route asks the core again about it.
+// even when a write asks the core again about it.
 type Gate func(ctx context.Context) (done func(refused bool), err error)
 
 type gateKey struct{}
@@ -294,17 +214,31 @@ func WithGate(ctx context.Context, gate Gate) context.Context {
 	return context.WithValue(ctx, gateKey{}, gate)
 }
 
+// validateGated is validate behind the request's gate, if any.
+func (a *Authenticator) validateGated(ctx context.Context, key, token string) (answer, error) {
+	done, err := a.admit(ctx, key)
+	if err != nil {
+		return answer{}, err
+	}
+	ans, err := a.validate(ctx, token)
+	if err != nil {
+		done(false) // the core's failure, not the token's
+		return answer{}, err
+	}
+	_, refused := ans.check(a.now())
+	done(refused != nil)
+	return ans, nil
+}
+
 // admit runs the request's gate, if any, unless the token is already known to be valid.
 func (a *Authenticator) admit(ctx context.Context, key string) (done func(refused bool), err error) {
 	gate, _ := ctx.Value(gateKey{}).(Gate)
 	if gate == nil {
 		return func(bool) {}, nil
 	}
-	if !a.cfg.DisableLocal {
-		if ans, ok := a.local.GetIfPresent(key); ok {
-			if _, err := ans.check(a.now()); err == nil {
-				return func(bool) {}, nil
-			}
+	if ans, ok := a.answers.Held(key); ok {
+		if _, err := ans.check(a.now()); err == nil {
+			return func(bool) {}, nil
 		}
 	}
 	return gate(ctx)
@@ -312,3 +246,11 @@ func (a *Authenticator) admit(ctx context.Context, key string) (done func(refuse
 
 // looksLikeJWT is a cheap shape test: three dot-separated parts.
 func looksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
+
+// isUserAccessToken reports whether an active introspection answer is about a user's access
+// token, the only kind Logto's Account API accepts. oidc-provider also introspects refresh
+// tokens (active, the user's sub, no token_type) and client-credentials tokens (no end user: no
+// sub, or the client itself as sub).
+func isUserAccessToken(in identitycore.Introspection) bool {
+	return strings.EqualFold(in.TokenType, "Bearer") && in.Subject != "" && in.Subject != in.ClientID
+}

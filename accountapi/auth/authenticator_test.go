@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,7 +48,7 @@ func live(sub, scope string, ttl time.Duration) identitycore.Introspection {
 		ExpiresAt: time.Now().Add(ttl).Unix(), TokenType: "Bearer"}
 }
 
-func newAuth(t *testing.T, core Introspector, shared store.Store) *Authenticator {
+func newAuth(t *testing.T, core Introspector, shared store.Indexed) *Authenticator {
 	t.Helper()
 	keyer, err := store.NewKeyer([]byte("0123456789abcdef-test-key"))
 	if err != nil {
@@ -88,9 +89,16 @@ func TestChecksOnEveryAnswer(t *testing.T) {
 	core := newFake()
 	core.set("no-openid", live("u1", "profile", time.Hour))
 	core.set("no-sub", live("", "openid", time.Hour))
+	// A refresh token as Logto introspects it: active, the user's sub, no token_type.
 	refresh := live("u1", "openid", time.Hour)
-	refresh.TokenType = "refresh_token"
+	refresh.TokenType = ""
 	core.set("refresh", refresh)
+	odd := live("u1", "openid", time.Hour)
+	odd.TokenType = "refresh_token"
+	core.set("odd-type", odd)
+	// Client credentials: no end user (no sub, or the client itself).
+	core.set("cc-no-sub", identitycore.Introspection{Active: true, ClientID: "m2m", Scope: "openid", TokenType: "Bearer"})
+	core.set("cc-sub-client", identitycore.Introspection{Active: true, Subject: "m2m", ClientID: "m2m", Scope: "openid", TokenType: "Bearer"})
 	core.set("ok", live("u1", "openid profile", time.Hour))
 	a := newAuth(t, core, nil)
 	ctx := context.Background()
@@ -100,15 +108,17 @@ func TestChecksOnEveryAnswer(t *testing.T) {
 		wantCode(t, err, 403, "auth.forbidden")
 		_, err = a.Authenticate(ctx, "Bearer no-sub")
 		wantCode(t, err, 401, "auth.unauthorized")
-		_, err = a.Authenticate(ctx, "Bearer refresh")
-		wantCode(t, err, 401, "auth.unauthorized")
+		for _, tok := range []string{"refresh", "odd-type", "cc-no-sub", "cc-sub-client"} {
+			_, err = a.Authenticate(ctx, "Bearer "+tok)
+			wantCode(t, err, 401, "auth.unauthorized")
+		}
 		p, err := a.Authenticate(ctx, "Bearer ok")
 		if err != nil || p.Subject != "u1" || p.ClientID != "demo-app" || !p.HasScope("profile") {
 			t.Fatalf("ok token: %+v, %v", p, err)
 		}
 	}
-	if n := core.calls.Load(); n != 4 {
-		t.Fatalf("introspections = %d, want 4 (one per token)", n)
+	if n := core.calls.Load(); n != 7 {
+		t.Fatalf("introspections = %d, want 7 (one per token)", n)
 	}
 }
 
@@ -262,5 +272,24 @@ func TestEvictSubject(t *testing.T) {
 	}
 	if n := core.calls.Load() - before; n != 1 {
 		t.Fatalf("a peer used an answer cached before the revocation (%d introspections)", n)
+	}
+}
+
+func TestSharedAnswerEncoding(t *testing.T) {
+	for _, a := range []answer{
+		newAnswer(true, "u1", "sid-1", grantOf("demo-app", "openid profile"), 1796111459),
+		newAnswer(true, "u1", "", grantOf("demo-app", "openid profile"), 1796111459),
+	} {
+		b, _ := encodeAnswer(a)
+		if got, err := decodeAnswer(b); err != nil || !reflect.DeepEqual(got, a) {
+			t.Fatalf("round trip: %+v %v, want %+v", got, err, a)
+		}
+	}
+	a := newAnswer(true, "u1", "sid-1", grantOf("demo-app", "openid profile"), 1796111459)
+	b, _ := encodeAnswer(a)
+	for i := 0; i < len(b); i++ { // every truncation is refused, never a partial answer
+		if _, err := decodeAnswer(b[:i]); err == nil {
+			t.Fatalf("a truncated answer (%d of %d bytes) was accepted", i, len(b))
+		}
 	}
 }

@@ -110,14 +110,11 @@ func (v *JWTVerifier) verify(ctx context.Context, token string) (answer, error) 
 	if err != nil || !slices.ContainsFunc(t.Audience(), func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
 		return answer{}, nil
 	}
-	p := Principal{Subject: t.Subject(), ExpiresAt: t.Expiration().Unix()}
-	if s, ok := t.PrivateClaims()["scope"].(string); ok {
-		p.Scopes = splitScope(s)
-	}
-	if s, ok := t.PrivateClaims()["client_id"].(string); ok {
-		p.ClientID = s
-	}
-	return answer{Active: true, Principal: p}, nil
+	scope, _ := t.PrivateClaims()["scope"].(string)
+	clientID, _ := t.PrivateClaims()["client_id"].(string)
+	sub := t.Subject()
+	// A client-credentials token has the client as its subject: no end user, no account.
+	return newAnswer(sub != "" && sub != clientID, sub, "", grantOf(clientID, scope), t.Expiration().Unix()), nil
 }
 
 // key finds the signing key kid, refreshing the JWKS once (coalesced, rate-limited) when the kid

@@ -30,12 +30,20 @@ const (
 	// Credentials: how the user signs in or proves identity changed (username, password, primary
 	// email or phone, identities, suspension, deletion): cached token answers go as well.
 	Credentials Kind = "credentials"
+	// Token: one token is no longer active (revoked through the site, or found inactive by a
+	// write): its cached answer goes. Key is the token's cache key (a keyed hash, no secret).
+	Token Kind = "token"
+	// Settings: a settings document changed at the core (Key names it: "account_center" or
+	// "sign_in_experience"); it is loaded again.
+	Settings Kind = "settings"
 )
 
 // Event is one invalidation message.
 type Event struct {
-	UserID string `json:"u"`
+	UserID string `json:"u,omitempty"`
 	Kind   Kind   `json:"k"`
+	// Key is the token's cache key of a Token event, the document of a Settings event.
+	Key string `json:"t,omitempty"`
 	// Origin identifies the publishing Bus, so that it ignores its own messages (it has already
 	// acted on the change).
 	Origin string `json:"o,omitempty"`
@@ -183,7 +191,7 @@ func (b *Bus) run(ctx context.Context, ps *redis.PubSub, h Handlers, subscribed 
 			}
 		case *redis.Message:
 			var e Event
-			if json.Unmarshal([]byte(m.Payload), &e) != nil || e.UserID == "" || e.Origin == b.origin {
+			if json.Unmarshal([]byte(m.Payload), &e) != nil || (e.UserID == "" && e.Key == "") || e.Origin == b.origin {
 				continue
 			}
 			if h.Event != nil {

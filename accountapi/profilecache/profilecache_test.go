@@ -30,7 +30,7 @@ func (c *countingCore) User(_ context.Context, id string, _ bool) (*identitycore
 
 func (c *countingCore) rename(n string) { c.mu.Lock(); c.name = n; c.mu.Unlock() }
 
-func newCache(t *testing.T, core identitycore.Core, shared store.Store, maxAge time.Duration) *Cache {
+func newCache(t *testing.T, core identitycore.Core, shared store.Indexed, maxAge time.Duration) *Cache {
 	keyer, _ := store.NewKeyer([]byte("0123456789abcdef-profile"))
 	c := New(Config{Core: core, Keyer: keyer, Shared: shared, MaxAge: maxAge, MaxEntries: 100})
 	t.Cleanup(c.Close)

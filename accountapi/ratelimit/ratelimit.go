@@ -135,11 +135,11 @@ func (l *Limiter) incr(ctx context.Context, key string, delta int64, window time
 	return n, ttl
 }
 
-// Close stops the in-process state's background clean-up, if it was made.
+// Close stops the in-process state's background clean-up. The state keeps counting (without
+// background clean-up) for a request still running when its configuration went away: it must
+// not find a nil counter.
 func (l *Limiter) Close() {
-	l.localOnce.Do(func() {}) // nothing is made after Close
-	if l.localMem != nil {
-		l.localMem.Close()
-		l.lockouts.StopAllGoroutines()
-	}
+	mem, lockouts := l.local()
+	mem.Close()
+	lockouts.StopAllGoroutines()
 }

@@ -231,3 +231,18 @@ func TestCloseStopsTheLocalCounter(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestTakeAfterClose: a request still running when its configuration was cleaned up must not
+// panic on the stopped counter, and the limit still holds for it.
+func TestTakeAfterClose(t *testing.T) {
+	keyer, _ := store.NewKeyer([]byte("0123456789abcdef"))
+	l := New(nil, keyer, nil)
+	l.Close()
+	lim := Limit{Max: 1, Window: time.Minute}
+	if d := l.Take(context.Background(), "r", "s", lim); !d.Allowed {
+		t.Fatal("first event refused")
+	}
+	if d := l.Take(context.Background(), "r", "s", lim); d.Allowed {
+		t.Fatal("the limit was lifted after Close")
+	}
+}

@@ -11,6 +11,7 @@ import (
 // while Redis is unreachable).
 type Memory struct {
 	cache *otter.Cache[string, memoryEntry]
+	index memoryIndex
 }
 
 type memoryEntry struct {

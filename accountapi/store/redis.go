@@ -79,3 +79,6 @@ func (r *Redis) Eval(ctx context.Context, script *redis.Script, key string, args
 	defer cancel()
 	return script.Run(ctx, r.client, []string{r.prefix + key}, args...)
 }
+
+// Client is the Redis client the store uses (for what shares its connections, such as pub/sub).
+func (r *Redis) Client() redis.UniversalClient { return r.client }

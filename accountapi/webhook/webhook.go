@@ -38,6 +38,8 @@ const (
 	BadRequest   = "bad_request"
 	Stale        = "stale"
 	Replayed     = "replayed"
+	// Unrecorded: the change could not be recorded (Redis down); Logto will deliver again.
+	Unrecorded = "unrecorded"
 )
 
 // DefaultMaxAge is how old a delivery may be by default: Logto delivers at once, and retries
@@ -53,8 +55,10 @@ type Config struct {
 	// with any of them is accepted (several webhooks, or a key rotation).
 	SigningKeys []string
 	// UserChanged is told about each user an accepted delivery concerns. credentials is true when
-	// the user was deleted, suspended (or reinstated) or reset their password.
-	UserChanged func(ctx context.Context, userID string, credentials bool)
+	// the user was deleted, suspended (or reinstated) or reset their password. An error means the
+	// change could not be recorded for every instance: the delivery is answered 503, so that
+	// Logto delivers it again.
+	UserChanged func(ctx context.Context, userID string, credentials bool) error
 	// Observe, when set, is told the outcome of each delivery.
 	Observe func(outcome string)
 	// BodyTimeout bounds how long a delivery's body may take to arrive (0: no bound).
@@ -150,8 +154,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ignore(w, Stale)
 		return
 	}
+	// Reserved, not taken: a delivery whose change could not be recorded is given back, so that
+	// Logto's redelivery is handled rather than ignored as a replay.
 	seen := ratelimit.Limit{Max: 1, Window: h.cfg.MaxAge + clockSkew}
-	if !h.cfg.Seen.Take(r.Context(), "webhook-delivery", string(body), seen).Allowed {
+	unsee, first := h.cfg.Seen.Reserve(r.Context(), "webhook-delivery", string(body), seen)
+	if !first.Allowed {
 		h.ignore(w, Replayed)
 		return
 	}
@@ -160,7 +167,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ignore(w, Ignored)
 		return
 	}
-	h.cfg.UserChanged(r.Context(), id, credentialEvents[d.Event])
+	if err := h.cfg.UserChanged(r.Context(), id, credentialEvents[d.Event]); err != nil {
+		unsee()
+		h.refuse(w, Unrecorded, http.StatusServiceUnavailable)
+		return
+	}
 	h.cfg.Observe(Accepted)
 	w.WriteHeader(http.StatusNoContent)
 }

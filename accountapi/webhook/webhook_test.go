@@ -23,7 +23,10 @@ func TestDeliveries(t *testing.T) {
 	seen := ratelimit.New(nil, keyer, nil)
 	defer seen.Close()
 	h, err := New(Config{SigningKeys: []string{"old-key", "new-key"}, Seen: seen,
-		UserChanged: func(_ context.Context, id string, credentials bool) { got = append(got, change{id, credentials}) }})
+		UserChanged: func(_ context.Context, id string, credentials bool) error {
+			got = append(got, change{id, credentials})
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,16 @@ func main() {
 	conns := flag.Int("c", 16, "concurrent connections per row")
 	coalesce := flag.Int("n", 1000, "concurrent first requests in the coalescing check")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of Caddy during row b to this file (go tool pprof)")
+	memoryOnly := flag.Bool("memory", false, "only measure the in-process caches (no servers)")
 	flag.Parse()
+	if *memoryOnly {
+		perToken, evict, err := measureTokens(100_000)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Printf("100,000 cached token answers: %.0f bytes of heap each; voiding one user's answers: %s\n", perToken, evict)
+		return
+	}
 	if *devcoreBin == "" {
 		fail(errors.New("-devcore is required"))
 	}
@@ -251,6 +260,10 @@ func (b *bench) run(caddyBin, devcoreBin, redisBin string, coalesce int) error {
 	if err != nil {
 		return err
 	}
+	perToken, evict, err := measureTokens(100_000)
+	if err != nil {
+		return err
+	}
 	caddyRSS := procRSS(b.caddy.Process.Pid)
 
 	a, bb, c, d := rows[0], rows[1], rows[2], rows[3]
@@ -258,14 +271,19 @@ func (b *bench) run(caddyBin, devcoreBin, redisBin string, coalesce int) error {
 		coalesce, ok, introspections)
 	fmt.Printf("memory: 100,000 cached tokens + 10,000 cached profiles in process: heap +%.1f MB, RSS +%.1f MB (Caddy's RSS at the end of the run: %.1f MB)\n",
 		mb(heap), mb(rssGrowth), mb(caddyRSS))
+	fmt.Printf("token cache: 100,000 cached answers cost %.0f bytes of heap each; voiding one user's answers with the cache full: %s\n",
+		perToken, evict)
 	fmt.Printf("row d: %d requests, %d core calls (introspections and user reads)\n\n", d.res.requests, d.core)
 
 	fmt.Println("targets:")
 	target("warm GET (b) >= 0.5x respond (a)", bb.res.rps() >= 0.5*a.res.rps(), fmt.Sprintf("%.2fx", bb.res.rps()/a.res.rps()))
-	target("no core calls while warm (b, c)", bb.core == 0 && c.core == 0, fmt.Sprintf("b %d, c %d", bb.core, c.core))
+	// A warm answer is asked again once per token_cache_ttl / max_age (1m): a row may see one.
+	target("no core calls while warm (b, c), but one reload per 1m TTL", bb.core <= 2 && c.core <= 2, fmt.Sprintf("b %d, c %d", bb.core, c.core))
 	target("warm GET adds <= 50us at p50 over (a), one connection", b1.p50-a1.p50 <= 50*time.Microsecond,
 		fmt.Sprintf("+%s (16 connections: +%s)", (b1.p50-a1.p50).Round(time.Microsecond), (bb.res.p50-a.res.p50).Round(time.Microsecond)))
 	target("Redis hits (c) >= 0.7x (b)", c.res.rps() >= 0.7*bb.res.rps(), fmt.Sprintf("%.2fx", c.res.rps()/bb.res.rps()))
+	target("Redis hits (c) >= 0.7x respond (a)", c.res.rps() >= 0.7*a.res.rps(), fmt.Sprintf("%.2fx", c.res.rps()/a.res.rps()))
+	target("a cached token answer <= 250 bytes of heap", perToken <= 250, fmt.Sprintf("%.0f bytes", perToken))
 	target(fmt.Sprintf("exactly 1 introspection for %d concurrent first requests", coalesce), introspections == 1 && ok == coalesce,
 		fmt.Sprintf("%d introspection(s), %d ok", introspections, ok))
 	target("100k tokens + 10k profiles < 100 MB", max(heap, rssGrowth) < 100<<20, fmt.Sprintf("%.1f MB", mb(max(heap, rssGrowth))))

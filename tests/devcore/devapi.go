@@ -26,7 +26,8 @@ type MintRequest struct {
 	// already expired.
 	ExpiresIn *int64 `json:"expiresIn,omitempty"`
 	// Format is "opaque" (default; what Logto issues when no resource is requested, and what
-	// introspection knows) or "jwt" (an RS256 access token for Audience).
+	// introspection knows), "jwt" (an RS256 access token for Audience) or "client_credentials"
+	// (an opaque token of ClientID itself, with no end user: UserID is ignored).
 	Format   string `json:"format,omitempty"`
 	Audience string `json:"audience,omitempty"`
 	// SessionID, for an opaque token, is the OIDC session (a uid from an earlier mint) the token
@@ -45,6 +46,10 @@ type MintResponse struct {
 	// issued through: what GET /api/users/{userId}/sessions and /grants list.
 	SessionID string `json:"session_id,omitempty"`
 	GrantID   string `json:"grant_id,omitempty"`
+	// RefreshToken is issued when Scope includes offline_access, as Logto does.
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// IDToken is issued when Scope includes openid, as Logto does.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 func devInputError(w http.ResponseWriter, reason string) {
@@ -80,12 +85,15 @@ func (c *Core) handleDevMintToken(w http.ResponseWriter, r *http.Request) {
 	if req.ExpiresIn != nil {
 		expiresIn = *req.ExpiresIn
 	}
+	if req.Format == "client_credentials" {
+		req.UserID = DemoUserID // only to pass the checks below: the token has no user
+	}
 	switch {
 	case req.UserID == "":
 		devInputError(w, "userId is required")
 		return
-	case req.Format != "opaque" && req.Format != "jwt":
-		devInputError(w, `format must be "opaque" or "jwt"`)
+	case req.Format != "opaque" && req.Format != "jwt" && req.Format != "client_credentials":
+		devInputError(w, `format must be "opaque", "jwt" or "client_credentials"`)
 		return
 	case req.Format == "jwt" && req.Audience == "":
 		devInputError(w, "a jwt needs an audience (the API resource indicator)")
@@ -114,6 +122,14 @@ func (c *Core) handleDevMintToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp := MintResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: req.Scope}
+	if req.Format == "client_credentials" { // the client's own token: no user, no session
+		now := time.Now()
+		resp.AccessToken = opaqueToken()
+		c.mu.Lock()
+		c.tokens[resp.AccessToken] = &tokenRecord{kind: kindClientCredentials, clientID: req.ClientID, scope: req.Scope,
+			audience: req.Audience, issuedAt: now, expires: now.Add(ttl)}
+		c.mu.Unlock()
+	}
 	if req.Format == "opaque" {
 		now := time.Now()
 		token = opaqueToken()
@@ -139,6 +155,16 @@ func (c *Core) handleDevMintToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp.AccessToken, resp.SessionID, resp.GrantID = token, session.uid, auth.grantID
+	}
+	if req.Format != "client_credentials" && slices.Contains(strings.Fields(req.Scope), "offline_access") {
+		resp.RefreshToken = c.issueRefreshToken(req.UserID, req.ClientID, req.Scope)
+	}
+	if req.Format != "client_credentials" && slices.Contains(strings.Fields(req.Scope), "openid") {
+		var err error
+		if resp.IDToken, err = c.issueIDToken(r, req.UserID, req.ClientID); err != nil {
+			writeInternalError(w)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -29,7 +29,7 @@ func TestDevMintTokens(t *testing.T) {
 
 	// Opaque (default): 43 base64url characters, the shape of the answer.
 	r := tc.do(http.MethodPost, "/dev/tokens", "", MintRequest{UserID: DemoUserID, Scope: "openid profile"})
-	if r.status != 200 || strings.Join(keysOf(t, r.body), ",") != "access_token,token_type,expires_in,scope,session_id,grant_id" {
+	if r.status != 200 || strings.Join(keysOf(t, r.body), ",") != "access_token,token_type,expires_in,scope,session_id,grant_id,id_token" {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	m := r.json(t)

@@ -12,8 +12,10 @@
 //
 //	GET    /oidc/.well-known/openid-configuration
 //	GET    /oidc/jwks
-//	POST   /oidc/token                      client_credentials for Config.ManagementResource only
-//	POST   /oidc/token/introspection        opaque tokens minted by /dev/tokens; JWTs are inactive
+//	POST   /oidc/token                      client_credentials (Management API), refresh_token
+//	POST   /oidc/token/introspection        persisted opaque tokens; any JWT is 400 unsupported_token_type
+//	POST   /oidc/token/revocation           RFC 7009; a public client names itself with client_id
+//	GET|POST /oidc/session/end              id_token_hint revokes the user's tokens of that client
 //	GET    /api/account-center              Management API: M2M JWT with scope "all"
 //	PATCH  /api/account-center
 //	GET    /api/sign-in-exp
@@ -41,7 +43,8 @@
 //	GET    /api/user-assets/service-status  ready by default; POST /dev/user-assets changes it
 //	POST   /api/user-assets                 multipart "file"; stored in memory
 //	GET    /dev/verification-codes?to=…     dev only: the last code sent to an address
-//	POST   /dev/tokens                      dev only: {userId, scope, clientId?, expiresIn?, format?, audience?, sessionId?}
+//	POST   /dev/tokens                      dev only: {userId, scope, clientId?, expiresIn?, format?, audience?, sessionId?};
+//	                                        offline_access in scope adds a refresh_token, openid an id_token
 //	POST   /dev/user-assets                 dev only: {status?, maxUploadFileSize?, failUploads?}
 //	GET    /dev/user-assets/{key}           dev only: an uploaded file, as stored
 //	POST   /dev/tokens/revoke               dev only: {token}
@@ -132,6 +135,7 @@ type Core struct {
 	assets        userAssets
 	introDelay    time.Duration
 	mgmtDelay     time.Duration
+	introLag      time.Duration
 	stats         Stats
 
 	connectors map[string]*connector
@@ -220,6 +224,15 @@ func (c *Core) SetManagementDelay(d time.Duration) {
 	c.mgmtDelay = d
 }
 
+// SetIntrospectionLag makes every introspection read the token's state first and answer d later
+// (0 turns it off): the answer then describes the token as it was when asked, like a slow core
+// whose answer is overtaken by a revocation.
+func (c *Core) SetIntrospectionLag(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.introLag = d
+}
+
 // RotateKey adds a new signing key and returns its kid. New tokens are signed with it; the old
 // keys stay in the JWKS so tokens already issued keep verifying, as after a Logto key rotation.
 func (c *Core) RotateKey() (string, error) {
@@ -243,6 +256,9 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("GET /oidc/jwks", c.handleJWKS)
 	mux.HandleFunc("POST /oidc/token", c.handleToken)
 	mux.HandleFunc("POST /oidc/token/introspection", c.handleIntrospection)
+	mux.HandleFunc("POST /oidc/token/revocation", c.handleRevocation)
+	mux.HandleFunc("GET /oidc/session/end", c.handleEndSession)
+	mux.HandleFunc("POST /oidc/session/end", c.handleEndSession)
 
 	// Management API: every route is counted and authenticated first.
 	for pattern, h := range map[string]http.HandlerFunc{

@@ -50,6 +50,7 @@ var messages = map[string]string{
 	"oidc.invalid_client":                         "Client authentication failed.",
 	"oidc.invalid_target":                         "Invalid resource indicator.",
 	"oidc.unsupported_grant_type":                 "Unsupported `grant_type` requested.",
+	"oidc.unsupported_token_type":                 "An OIDC error occurred: oidc.unsupported_token_type.",
 
 	// MFA (mfa.go).
 	"user.totp_already_in_use":                                "TOTP is already in use.",

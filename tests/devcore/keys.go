@@ -72,9 +72,21 @@ type accessClaims struct {
 	Aud      string `json:"aud"`
 }
 
-// sign returns a compact RS256 JWS of claims.
-func (k *signingKey) sign(claims accessClaims) (string, error) {
-	h, err := json.Marshal(jwtHeader{Alg: "RS256", Typ: "at+jwt", Kid: k.kid})
+// sign returns a compact RS256 JWS of access token claims (typ at+jwt).
+func (k *signingKey) sign(claims accessClaims) (string, error) { return k.signTyped("at+jwt", claims) }
+
+// idClaims are an ID token's claims (the part end-session reads).
+type idClaims struct {
+	Sub string `json:"sub"`
+	Aud string `json:"aud"`
+	IAT int64  `json:"iat"`
+	EXP int64  `json:"exp"`
+	Iss string `json:"iss"`
+}
+
+// signTyped returns a compact RS256 JWS of claims with the given typ.
+func (k *signingKey) signTyped(typ string, claims any) (string, error) {
+	h, err := json.Marshal(jwtHeader{Alg: "RS256", Typ: typ, Kid: k.kid})
 	if err != nil {
 		return "", err
 	}

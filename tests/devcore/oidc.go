@@ -3,6 +3,7 @@ package devcore
 import (
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"mime"
 	"net/http"
 	"net/url"
@@ -14,8 +15,16 @@ import (
 // The OIDC side of Logto is oidc-provider. Its error bodies carry both Logto's code/message and
 // oidc-provider's error/error_description, and every OIDC response allows any origin.
 
-// tokenRecord is a stored opaque access token (Logto persists opaque tokens; JWTs are not stored).
+// Kinds of persisted tokens, as oidc-provider names its models. Each introspects differently.
+const (
+	kindAccess            = "AccessToken"       // a user's opaque access token
+	kindRefresh           = "RefreshToken"      // issued with offline_access; introspection omits token_type
+	kindClientCredentials = "ClientCredentials" // no end user: introspection omits sub
+)
+
+// tokenRecord is a stored opaque token (Logto persists opaque tokens; JWTs are not stored).
 type tokenRecord struct {
+	kind     string // one of the kinds above; "" is kindAccess
 	subject  string
 	clientID string
 	scope    string
@@ -172,6 +181,9 @@ func (c *Core) handleToken(w http.ResponseWriter, r *http.Request) {
 		newOIDCError(http.StatusBadRequest, "invalid_request", "missing required parameter 'grant_type'").write(w)
 		return
 	case "client_credentials":
+	case "refresh_token":
+		c.refreshTokenGrant(w, r, form)
+		return
 	default:
 		// Logto supports the interactive grants too; a dev core without sign-in cannot.
 		newOIDCError(http.StatusBadRequest, "unsupported_grant_type", "unsupported grant_type requested").write(w)
@@ -255,6 +267,13 @@ func (c *Core) handleIntrospection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if looksLikeJWT(token) {
+		// oidc-provider refuses structured tokens outright, valid or not (logto-samples-tokens.json).
+		newOIDCError(http.StatusBadRequest, "unsupported_token_type",
+			"Structured JWT Tokens cannot be introspected via the introspection_endpoint").write(w)
+		return
+	}
+
 	c.mu.Lock()
 	rec := c.tokens[token]
 	var snapshot tokenRecord
@@ -262,29 +281,210 @@ func (c *Core) handleIntrospection(w http.ResponseWriter, r *http.Request) {
 	if rec != nil {
 		snapshot = *rec
 	}
+	lag := c.introLag
 	c.mu.Unlock()
+	if lag > 0 {
+		select {
+		case <-time.After(lag):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if !active {
 		writeJSON(w, http.StatusOK, ordered{{"active", false}})
 		return
 	}
-	resp := ordered{{"active", true}, {"sub", snapshot.subject}}
-	if snapshot.clientID != "" {
-		resp = append(resp, member{"client_id", snapshot.clientID})
+	writeJSON(w, http.StatusOK, snapshot.introspection(c.issuer(r)))
+}
+
+// introspection is oidc-provider's answer about an active token: a refresh token carries no
+// token_type (oidc-provider sets it for access tokens only) and a client-credentials token no
+// sub (it has no end user).
+func (t *tokenRecord) introspection(issuer string) ordered {
+	resp := ordered{{"active", true}}
+	if t.kind != kindClientCredentials {
+		resp = append(resp, member{"sub", t.subject})
+	}
+	if t.clientID != "" {
+		resp = append(resp, member{"client_id", t.clientID})
 	}
 	resp = append(resp,
-		member{"exp", snapshot.expires.Unix()},
-		member{"iat", snapshot.issuedAt.Unix()},
+		member{"exp", t.expires.Unix()},
+		member{"iat", t.issuedAt.Unix()},
 	)
-	if snapshot.sid != "" {
-		resp = append(resp, member{"sid", snapshot.sid})
+	if t.sid != "" {
+		resp = append(resp, member{"sid", t.sid})
 	}
 	resp = append(resp,
-		member{"iss", c.issuer(r)},
-		member{"scope", snapshot.scope},
+		member{"iss", issuer},
+		member{"scope", t.scope},
+	)
+	if t.kind != kindRefresh {
+		resp = append(resp, member{"token_type", "Bearer"})
+	}
+	if t.audience != "" {
+		resp = append(resp, member{"aud", t.audience})
+	}
+	return resp
+}
+
+// refreshTokenLifetime is Logto's default refresh token TTL: 14 days.
+const refreshTokenLifetime = 14 * 24 * time.Hour
+
+// issueRefreshToken persists a refresh token for the user's grant to clientID.
+func (c *Core) issueRefreshToken(subject, clientID, scope string) string {
+	now := time.Now()
+	token := opaqueToken()
+	c.mu.Lock()
+	c.tokens[token] = &tokenRecord{kind: kindRefresh, subject: subject, clientID: clientID, scope: scope,
+		issuedAt: now, expires: now.Add(refreshTokenLifetime)}
+	c.mu.Unlock()
+	return token
+}
+
+// refreshTokenGrant exchanges a refresh token, as oidc-provider does for Logto's SPA clients
+// (public: client_id in the form, no secret): with a resource indicator the new access token is a
+// JWT for that API resource, without one an opaque token. The refresh token is rotated.
+func (c *Core) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form url.Values) {
+	clientID := form.Get("client_id")
+	c.mu.Lock()
+	_, known := c.apps[clientID]
+	_, confidential := c.clients[clientID]
+	rec := c.tokens[form.Get("refresh_token")]
+	var old tokenRecord
+	live := rec != nil && c.tokenActive(rec, time.Now())
+	if rec != nil {
+		old = *rec
+	}
+	c.mu.Unlock()
+	switch {
+	case !known || confidential:
+		newOIDCError(http.StatusUnauthorized, "invalid_client", "client authentication failed").write(w)
+		return
+	case form.Get("refresh_token") == "":
+		newOIDCError(http.StatusBadRequest, "invalid_request", "missing required parameter 'refresh_token'").write(w)
+		return
+	case !live || old.kind != kindRefresh || old.clientID != clientID:
+		newOIDCError(http.StatusBadRequest, "invalid_grant", "grant request is invalid").write(w)
+		return
+	}
+	scope := old.scope
+	if s := form.Get("scope"); s != "" {
+		scope = s // a narrowing; the dev core does not check it is a subset
+	}
+	resp := ordered{}
+	ttl := time.Hour
+	if resource := form.Get("resource"); resource != "" {
+		token, err := c.signAccessToken(r, old.subject, clientID, scope, resource, ttl)
+		if err != nil {
+			writeInternalError(w)
+			return
+		}
+		resp = append(resp, member{"access_token", token})
+	} else {
+		now := time.Now()
+		token := opaqueToken()
+		c.mu.Lock()
+		c.tokens[token] = &tokenRecord{subject: old.subject, clientID: clientID, scope: scope, issuedAt: now, expires: now.Add(ttl)}
+		c.mu.Unlock()
+		resp = append(resp, member{"access_token", token})
+	}
+	c.mu.Lock()
+	rec.revoked = true // rotation: the old refresh token is consumed
+	c.mu.Unlock()
+	resp = append(resp,
+		member{"expires_in", int64(ttl / time.Second)},
+		member{"refresh_token", c.issueRefreshToken(old.subject, clientID, old.scope)},
+		member{"scope", scope},
 		member{"token_type", "Bearer"},
 	)
-	if snapshot.audience != "" {
-		resp = append(resp, member{"aud", snapshot.audience})
-	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleRevocation is RFC 7009 as oidc-provider answers it: any client may revoke its own
+// tokens (a public client names itself with client_id); unknown tokens are a silent success;
+// the answer is 200 with an empty body.
+func (c *Core) handleRevocation(w http.ResponseWriter, r *http.Request) {
+	oidcHeaders(w)
+	form, oerr := parseOIDCForm(w, r)
+	if oerr != nil {
+		oerr.write(w)
+		return
+	}
+	clientID := form.Get("client_id")
+	if r.Header.Get("Authorization") != "" || form.Has("client_secret") {
+		id, oerr := c.authenticateClient(r, form)
+		if oerr != nil {
+			oerr.write(w)
+			return
+		}
+		clientID = id
+	}
+	c.mu.Lock()
+	_, known := c.apps[clientID]
+	c.mu.Unlock()
+	if !known {
+		newOIDCError(http.StatusUnauthorized, "invalid_client", "client authentication failed").write(w)
+		return
+	}
+	token := form.Get("token")
+	if token == "" {
+		newOIDCError(http.StatusBadRequest, "invalid_request", "missing required parameter 'token'").write(w)
+		return
+	}
+	c.mu.Lock()
+	if rec := c.tokens[token]; rec != nil && rec.clientID == clientID {
+		rec.revoked = true
+	}
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+}
+
+// issueIDToken signs an ID token for the user's sign-in to clientID.
+func (c *Core) issueIDToken(r *http.Request, subject, clientID string) (string, error) {
+	now := time.Now()
+	c.mu.Lock()
+	key := c.keys[0]
+	c.mu.Unlock()
+	return key.signTyped("JWT", idClaims{Sub: subject, Aud: clientID, IAT: now.Unix(), EXP: now.Add(time.Hour).Unix(), Iss: c.issuer(r)})
+}
+
+// handleEndSession is RP-initiated logout (GET or POST /oidc/session/end) as far as tokens go:
+// an id_token_hint the core signed names the user, whose tokens issued to that client are
+// revoked (Logto ends the session and its grants); the user agent is sent to
+// post_logout_redirect_uri (303) or shown a page (200). A hint the core did not sign is 400.
+func (c *Core) handleEndSession(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		newOIDCError(http.StatusBadRequest, "invalid_request", "could not parse the request").write(w)
+		return
+	}
+	if hint := r.Form.Get("id_token_hint"); hint != "" {
+		c.mu.Lock()
+		keys := append([]*signingKey(nil), c.keys...)
+		c.mu.Unlock()
+		claims, err := verifyJWT(hint, keys)
+		var aud string
+		if err == nil {
+			err = json.Unmarshal(claims.Aud, &aud)
+		}
+		if err != nil || claims.Sub == "" {
+			newOIDCError(http.StatusBadRequest, "invalid_request", "could not validate id_token_hint").write(w)
+			return
+		}
+		c.mu.Lock()
+		for _, t := range c.tokens {
+			if t.subject == claims.Sub && t.clientID == aud {
+				t.revoked = true
+			}
+		}
+		c.mu.Unlock()
+	}
+	if to := r.Form.Get("post_logout_redirect_uri"); to != "" {
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte("<!DOCTYPE html><title>Signed out</title><p>You are signed out.</p>"))
 }

@@ -100,8 +100,14 @@ func (c *Client) Introspect(ctx context.Context, token string) (identitycore.Int
 	if err != nil {
 		return out, &identitycore.UnavailableError{Op: "introspection", Cause: err}
 	}
+	if status == http.StatusBadRequest && errorCode(body) == "oidc.unsupported_token_type" {
+		// oidc-provider cannot introspect structured (JWT) tokens: a verdict on the token, not a
+		// failure of the core. It is no token this API accepts (Logto's own answers 401).
+		return identitycore.Introspection{Active: false}, nil
+	}
 	if status != http.StatusOK {
-		// 400/401 here mean the core refused the gateway's own credentials: not the user's fault.
+		// Other 400/401 answers mean the core refused the gateway's own credentials: not the
+		// user's fault.
 		return out, &identitycore.UnavailableError{Op: "introspection",
 			Cause: fmt.Errorf("introspection answered %d %s", status, errorCode(body))}
 	}

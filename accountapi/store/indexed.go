@@ -1,0 +1,146 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Indexed is a Store whose entries can be filed under a subject (a user), so that everything
+// about the subject can be voided at once, at a cost proportional to the subject's entries, and
+// so that an entry loaded before such a voiding is never left behind by a writer that was slower
+// than it. Redis implements it; keys and subjects are keyed hashes, never secrets.
+type Indexed interface {
+	Store
+	// PutIndexed stores value at key for ttl and files it under subject, unless the subject was
+	// voided at or after since (when the value was loaded): then the write is undone, and
+	// stored is false.
+	PutIndexed(ctx context.Context, key, subject string, value []byte, ttl time.Duration, since time.Time) (stored bool, err error)
+	// VoidSubject deletes every entry filed under subject and records the moment, so that writes
+	// of values loaded before it undo themselves.
+	VoidSubject(ctx context.Context, subject string) error
+}
+
+// Index and epoch keys of a subject. The epoch lives long enough to outlast any load in flight.
+const (
+	indexPrefix = "idx:"
+	epochPrefix = "ep:"
+	epochTTL    = 5 * time.Minute
+	// clockSkew is how far apart the clocks of instances may be: an epoch recorded up to this long
+	// before a load started still voids it (a false alarm only costs one more miss).
+	clockSkew = time.Second
+)
+
+// PutIndexed implements Indexed. The value and its index entry are written first and the epoch
+// read after, each step its own round trip (on Cluster the keys live on different nodes, where a
+// pipeline gives no order): a VoidSubject either deletes what this wrote, or recorded its epoch
+// before the read below, which then undoes the write.
+func (r *Redis) PutIndexed(ctx context.Context, key, subject string, value []byte, ttl time.Duration, since time.Time) (bool, error) {
+	if ttl <= 0 {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	k, idx := r.prefix+key, r.prefix+indexPrefix+subject
+	ttl = max(ttl, time.Millisecond)
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, k, value, ttl)
+		p.SAdd(ctx, idx, key)
+		p.PExpire(ctx, idx, epochTTL+ttl)
+		return nil
+	})
+	if err != nil {
+		_ = r.client.Del(ctx, k).Err() // best effort: an unindexed entry must not linger
+		return false, err
+	}
+	ep, err := r.client.Get(ctx, r.prefix+epochPrefix+subject).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case err != nil:
+		_ = r.client.Del(ctx, k).Err()
+		return false, err
+	case ep >= since.Add(-clockSkew).UnixMilli():
+		return false, r.client.Del(ctx, k).Err()
+	}
+	return true, nil
+}
+
+// VoidSubject implements Indexed.
+func (r *Redis) VoidSubject(ctx context.Context, subject string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	idx := r.prefix + indexPrefix + subject
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	if err := r.client.Set(ctx, r.prefix+epochPrefix+subject, now, epochTTL).Err(); err != nil {
+		return err
+	}
+	keys, err := r.client.SMembers(ctx, idx).Result()
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Del(ctx, r.prefix+k) // one DEL per key: Cluster slots
+		}
+		p.SRem(ctx, idx, toAny(keys)...)
+		return nil
+	})
+	return err
+}
+
+func toAny(keys []string) []any {
+	out := make([]any, len(keys))
+	for i, k := range keys {
+		out[i] = k
+	}
+	return out
+}
+
+var _ Indexed = (*Redis)(nil)
+
+// memoryIndex is Memory's subject index: in one process the steps of PutIndexed and
+// VoidSubject are made atomic by one lock.
+type memoryIndex struct {
+	mu     sync.Mutex
+	keys   map[string]map[string]struct{}
+	epochs map[string]time.Time
+}
+
+// PutIndexed implements Indexed.
+func (m *Memory) PutIndexed(ctx context.Context, key, subject string, value []byte, ttl time.Duration, since time.Time) (bool, error) {
+	m.index.mu.Lock()
+	defer m.index.mu.Unlock()
+	if ep, ok := m.index.epochs[subject]; ok && !ep.Before(since) {
+		return false, nil
+	}
+	if m.index.keys == nil {
+		m.index.keys = map[string]map[string]struct{}{}
+	}
+	if m.index.keys[subject] == nil {
+		m.index.keys[subject] = map[string]struct{}{}
+	}
+	m.index.keys[subject][key] = struct{}{}
+	return true, m.Set(ctx, key, value, ttl)
+}
+
+// VoidSubject implements Indexed.
+func (m *Memory) VoidSubject(ctx context.Context, subject string) error {
+	m.index.mu.Lock()
+	defer m.index.mu.Unlock()
+	if m.index.epochs == nil {
+		m.index.epochs = map[string]time.Time{}
+	}
+	m.index.epochs[subject] = time.Now()
+	for k := range m.index.keys[subject] {
+		_ = m.Delete(ctx, k)
+	}
+	delete(m.index.keys, subject)
+	return nil
+}
+
+var _ Indexed = (*Memory)(nil)
