@@ -202,13 +202,7 @@ func TestSignInExperienceChangeReachesEveryInstance(t *testing.T) {
 // cache_ttl, a page load whose token and profile are cached still works (the settings serve
 // stale, within their bound), and a write fails closed.
 func TestCachedReadsSurviveCoreOutage(t *testing.T) {
-	srv, err := devcore.New(devcore.Config{}).Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	proxy := newFaultProxy(t, srv.URL)
-	e := newEnvWithCore(t, srv, options{coreURL: proxy.srv.URL, extra: "core_timeout 1s\naccount_center {\ncache_ttl 1s\n}"})
+	e, proxy := newFaultEnv(t, options{extra: "core_timeout 1s\naccount_center {\ncache_ttl 1s\n}"})
 	tok := e.userToken(allScopes)
 	if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
