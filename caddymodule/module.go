@@ -22,6 +22,7 @@ import (
 
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 	"github.com/accountedge/caddy-account-api/accountapi/api"
+	"github.com/accountedge/caddy-account-api/accountapi/cache"
 	"github.com/accountedge/caddy-account-api/accountapi/verification"
 	"github.com/accountedge/caddy-account-api/accountapi/webhook"
 )
@@ -390,6 +391,10 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP serves Account API requests and passes every other request to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if api.Owns(r.URL.Path) {
+		if h.rt.st.shared != nil {
+			// A token's answer and its user's record then come from Redis in one round trip.
+			r = r.WithContext(cache.WithPrefetch(r.Context()))
+		}
 		h.api.ServeHTTP(w, r)
 		return nil
 	}

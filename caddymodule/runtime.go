@@ -229,18 +229,23 @@ func (h *Handler) newRuntime(st *state) (*runtime, error) {
 	}
 	rt.signIn = cache.NewValue("sign_in_experience", st.core.SignInExperience, time.Duration(h.PolicyCacheTTL), settingsStaleIfError, cacheMetrics{})
 
+	var userRecordKey func(string) string
+	if rt.profiles != nil {
+		userRecordKey = rt.profiles.SharedKey
+	}
 	rt.authn = auth.New(auth.Config{
-		Introspector: st.core,
-		JWT:          jwtVerifier,
-		Keyer:        st.keyer,
-		Shared:       indexed,
-		OnInactive:   rt.tokenInactive,
-		MaxTTL:       time.Duration(h.TokenCacheTTL),
-		NegativeTTL:  time.Duration(h.NegativeCacheTTL),
-		MaxEntries:   h.TokenCacheSize,
-		OnStoreError: storeErrorLogger(h.logger, "token_cache"),
-		DisableLocal: h.DisableLocalCache,
-		Metrics:      cacheMetrics{},
+		Introspector:  st.core,
+		UserRecordKey: userRecordKey,
+		JWT:           jwtVerifier,
+		Keyer:         st.keyer,
+		Shared:        indexed,
+		OnInactive:    rt.tokenInactive,
+		MaxTTL:        time.Duration(h.TokenCacheTTL),
+		NegativeTTL:   time.Duration(h.NegativeCacheTTL),
+		MaxEntries:    h.TokenCacheSize,
+		OnStoreError:  storeErrorLogger(h.logger, "token_cache"),
+		DisableLocal:  h.DisableLocalCache,
+		Metrics:       cacheMetrics{},
 	})
 
 	if rt.bus != nil {

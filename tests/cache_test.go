@@ -1,11 +1,16 @@
 package tests
 
 import (
+	"context"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/accountedge/caddy-account-api/tests/devcore"
 	"github.com/accountedge/caddy-account-api/tests/harness"
@@ -216,4 +221,48 @@ func TestCachedReadsSurviveCoreOutage(t *testing.T) {
 	}
 	expectError(t, e.do("PATCH", "/api/my-account", tok, map[string]any{"name": "x"}), http.StatusServiceUnavailable, "identity_core.unavailable")
 	proxy.set("pass")
+}
+
+// TestSharedPathIsOneRoundTrip: with the in-process caches off, a page load reads the token's
+// answer and the user's record from Redis in one round trip (one script call, no GET).
+func TestSharedPathIsOneRoundTrip(t *testing.T) {
+	rs := harness.StartRedis(t)
+	e := newEnv(t, options{redis: rs.Addr(), extra: "disable_local_cache"})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	tok := e.userToken(allScopes)
+	for i := 0; i < 2; i++ { // the first loads both answers into Redis
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+	ctx := context.Background()
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const loads = 10
+	for i := 0; i < loads; i++ {
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+	stats, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := func(cmd string) int {
+		for _, line := range strings.Split(stats, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+				n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+				return n
+			}
+		}
+		return 0
+	}
+	// Redis counts the reads a script makes as GETs: each page load is one script, whose two
+	// reads (the answer, the record it links to) are all the GETs there are.
+	t.Logf("%d page loads: %d EVALSHA, %d GET", loads, calls("evalsha"), calls("get"))
+	if calls("evalsha") != loads || calls("get") != 2*loads {
+		t.Fatalf("%d page loads made %d script calls and %d GETs, want %d and %d:\n%s", loads, calls("evalsha"), calls("get"), loads, 2*loads, stats)
+	}
 }

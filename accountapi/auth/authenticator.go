@@ -41,6 +41,9 @@ type Config struct {
 	// OnInactive, when set, is told the cache key of a token that was cached as active and that
 	// the core now calls inactive (revoked): the other instances must drop it too.
 	OnInactive func(key string)
+	// UserRecordKey, when set, is the shared key of a user's cached record: an answer links to
+	// it, so that a request missing both in process reads both from Redis in one round trip.
+	UserRecordKey func(subject string) string
 }
 
 // kindOf names an answer for Metrics: "token" for an active token, "negative" for a refusal.
@@ -93,6 +96,7 @@ func New(cfg Config) *Authenticator {
 			}
 			return ans.Subject
 		},
+		Link:         linkOf(cfg.UserRecordKey),
 		Encode:       encodeAnswer,
 		Decode:       decodeAnswer,
 		LoadTimeout:  loadTimeout,
@@ -100,6 +104,19 @@ func New(cfg Config) *Authenticator {
 		OnStoreError: cfg.OnStoreError,
 	})
 	return a
+}
+
+// linkOf links an active answer to its user's record.
+func linkOf(recordKey func(string) string) func(answer) string {
+	if recordKey == nil {
+		return nil
+	}
+	return func(ans answer) string {
+		if !ans.Active {
+			return ""
+		}
+		return recordKey(ans.Subject)
+	}
 }
 
 // Close stops the in-process cache's background clean-up.

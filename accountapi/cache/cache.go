@@ -51,6 +51,10 @@ type Config[V any] struct {
 	// SharedPrefix starts the shared store's keys, which are the cache's keys in base64url:
 	// keys may be binary (store.Keyer.Raw).
 	SharedPrefix string
+	// Link, when set, names the shared key of the entry a request reads next after this value
+	// (a token's answer links to its user's record): a shared read then brings both in one
+	// round trip, and hands the linked one to the cache that reads it (see WithPrefetch).
+	Link func(V) string
 	// DisableLocal serves nothing from the in-process level (loads are still coalesced).
 	DisableLocal bool
 	// MaxEntries bounds the in-process level.
@@ -308,7 +312,7 @@ func (c *Cache[V]) fromShared(ctx context.Context, key string) (entry[V], bool) 
 	if c.cfg.Shared == nil {
 		return entry[V]{}, false
 	}
-	b, err := c.cfg.Shared.Get(ctx, c.sharedKey(key))
+	b, err := c.sharedGet(ctx, c.sharedKey(key))
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			c.cfg.OnStoreError(err)
@@ -339,9 +343,12 @@ func (c *Cache[V]) putShared(ctx context.Context, key, subject string, e entry[V
 		c.cfg.OnStoreError(err)
 		return
 	}
-	b := make([]byte, sharedHeader, sharedHeader+len(body))
+	b := make([]byte, sharedHeader, sharedHeader+len(body)+64)
 	binary.BigEndian.PutUint64(b, uint64(e.loadedAt))
 	b = append(b, body...)
+	if c.cfg.Link != nil {
+		b = store.AppendLink(b, c.cfg.Link(e.value))
+	}
 	if subject == "" {
 		err = c.cfg.Shared.Set(ctx, c.sharedKey(key), b, ttl)
 	} else {
@@ -389,6 +396,33 @@ func (c *Cache[V]) Invalidate(ctx context.Context, key string) error {
 	}
 	return c.cfg.Shared.Delete(ctx, c.sharedKey(key))
 }
+
+// sharedGet reads a shared entry: with Link, together with the entry it links to (kept for the
+// request, see WithPrefetch); without, from what an earlier read of the request brought, if it
+// did.
+func (c *Cache[V]) sharedGet(ctx context.Context, sharedKey string) ([]byte, error) {
+	if c.cfg.Link == nil {
+		if b, ok := takePrefetched(ctx, sharedKey); ok {
+			return b, nil
+		}
+		return c.cfg.Shared.Get(ctx, sharedKey)
+	}
+	b, linked, err := c.cfg.Shared.GetLinked(ctx, sharedKey)
+	if err != nil {
+		return nil, err
+	}
+	b, link, ok := store.SplitLink(b)
+	if !ok {
+		return nil, errors.New("cache: shared entry without its link trailer")
+	}
+	if linked != nil {
+		putPrefetched(ctx, link, linked)
+	}
+	return b, nil
+}
+
+// SharedKey is the shared store's key of an entry (for another cache's Link).
+func (c *Cache[V]) SharedKey(key string) string { return c.sharedKey(key) }
 
 func (c *Cache[V]) sharedKey(key string) string {
 	return c.cfg.SharedPrefix + base64.RawURLEncoding.EncodeToString([]byte(key))

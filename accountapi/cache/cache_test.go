@@ -193,3 +193,61 @@ func TestEvictionBySubjectUsesTheIndex(t *testing.T) {
 		t.Fatal("the index kept the voided entries")
 	}
 }
+
+// countingStore counts the reads that reach the shared store.
+type countingStore struct {
+	*store.Memory
+	gets atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	s.gets.Add(1)
+	return s.Memory.Get(ctx, key)
+}
+
+func (s *countingStore) GetLinked(ctx context.Context, key string) ([]byte, []byte, error) {
+	s.gets.Add(1) // one round trip, as the Redis script is
+	v, err := s.Memory.Get(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	var linked []byte
+	if _, link, ok := store.SplitLink(v); ok && link != "" {
+		linked, _ = s.Memory.Get(ctx, link)
+	}
+	return v, linked, nil
+}
+
+// TestLinkedEntriesComeInOneRead: a value linking to another cache's entry brings it along, and
+// the second cache takes it from the request instead of the shared store.
+func TestLinkedEntriesComeInOneRead(t *testing.T) {
+	shared := &countingStore{Memory: store.NewMemory(100)}
+	local := func(c *Config[rec]) { c.DisableLocal = true }
+	records := newTest(t, shared, time.Minute, func(c *Config[rec]) { local(c); c.SharedPrefix = "usr:" })
+	tokens := newTest(t, shared, time.Minute, func(c *Config[rec]) {
+		local(c)
+		c.SharedPrefix = "tok:"
+		c.Link = func(r rec) string { return records.SharedKey("rec-" + r.Subject) }
+	})
+	ctx := context.Background()
+	src := &source{}
+	_, _ = records.Get(ctx, "rec-u1", src.load("u1"))
+	_, _ = tokens.Get(ctx, "tok-1", src.load("u1"))
+	shared.gets.Store(0)
+
+	req := WithPrefetch(ctx)
+	if _, err := tokens.Get(req, "tok-1", src.load("u1")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := records.Get(req, "rec-u1", src.load("u1")); err != nil || v.N != 1 {
+		t.Fatalf("linked record: %v %v", v, err)
+	}
+	if n := shared.gets.Load(); n != 1 {
+		t.Fatalf("%d shared reads for a token and its linked record, want 1", n)
+	}
+	// Served once: a later read of the request goes to the store again.
+	_, _ = records.Get(req, "rec-u1", src.load("u1"))
+	if n := shared.gets.Load(); n != 2 {
+		t.Fatalf("%d shared reads, want 2", n)
+	}
+}

@@ -108,6 +108,10 @@ func (c *Cache) Close() { c.records.Close() }
 
 func (c *Cache) key(userID string) string { return c.keyer.Raw("usr", userID) }
 
+// SharedKey is the shared store's key of the user's record: a token's cached answer links to
+// it, so that both come from Redis in one round trip.
+func (c *Cache) SharedKey(userID string) string { return c.records.SharedKey(c.key(userID)) }
+
 // copyUser is a shallow copy: callers may set fields without touching the cached record.
 func copyUser(u *identitycore.User) *identitycore.User {
 	cp := *u

@@ -23,6 +23,9 @@ type Indexed interface {
 	// VoidSubject deletes every entry filed under subject and records the moment, so that writes
 	// of values loaded before it undo themselves.
 	VoidSubject(ctx context.Context, subject string) error
+	// GetLinked reads key (a value written with AppendLink) and the entry it links to, if any,
+	// in one round trip where the store allows it. ErrNotFound when key is absent.
+	GetLinked(ctx context.Context, key string) (value, linked []byte, err error)
 }
 
 // Index and epoch keys of a subject. The epoch lives long enough to outlast any load in flight.
@@ -144,3 +147,80 @@ func (m *Memory) VoidSubject(ctx context.Context, subject string) error {
 }
 
 var _ Indexed = (*Memory)(nil)
+
+// Linked entries: a value may end with the key of another entry that its reader will read next
+// (a token's answer links to its user's record), so that both come back in one round trip.
+// The trailer is the linked key and its length in one byte; a value with no link ends in 0.
+
+// AppendLink returns value followed by the trailer linking it to key ("" for none).
+func AppendLink(value []byte, key string) []byte {
+	if len(key) > 255 {
+		key = "" // keys are short hashes; a longer one is simply not linked
+	}
+	return append(append(value, key...), byte(len(key)))
+}
+
+// SplitLink separates a value written by AppendLink from its linked key.
+func SplitLink(b []byte) (value []byte, key string, ok bool) {
+	if len(b) == 0 {
+		return nil, "", false
+	}
+	n := int(b[len(b)-1])
+	if n >= len(b) {
+		return nil, "", false
+	}
+	return b[:len(b)-1-n], string(b[len(b)-1-n : len(b)-1]), true
+}
+
+// getLinkedScript reads a value and the entry its trailer links to: one round trip.
+var getLinkedScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local n = string.byte(v, #v)
+if n == nil or n == 0 or n >= #v then return {v} end
+local u = redis.call('GET', ARGV[1] .. string.sub(v, #v - n, #v - 1))
+if not u then return {v} end
+return {v, u}
+`)
+
+// GetLinked implements Indexed: one script on a standalone or Sentinel Redis; on Cluster, where
+// the linked entry may live on another node, two reads.
+func (r *Redis) GetLinked(ctx context.Context, key string) (value, linked []byte, err error) {
+	if _, cluster := r.client.(*redis.ClusterClient); cluster {
+		return getLinkedApart(ctx, r, key)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	res, err := getLinkedScript.Run(ctx, r.client, []string{r.prefix + key}, r.prefix).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(res) == 0 {
+		return nil, nil, ErrNotFound
+	}
+	v, _ := res[0].(string)
+	if len(res) > 1 {
+		u, _ := res[1].(string)
+		linked = []byte(u)
+	}
+	return []byte(v), linked, nil
+}
+
+// GetLinked implements Indexed.
+func (m *Memory) GetLinked(ctx context.Context, key string) (value, linked []byte, err error) {
+	return getLinkedApart(ctx, m, key)
+}
+
+func getLinkedApart(ctx context.Context, s Store, key string) (value, linked []byte, err error) {
+	v, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, link, ok := SplitLink(v); ok && link != "" {
+		linked, _ = s.Get(ctx, link)
+	}
+	return v, linked, nil
+}
