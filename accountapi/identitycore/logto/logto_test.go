@@ -39,6 +39,11 @@ func (f *fakeLogto) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, `{"error":"invalid_client"}`)
 			return
 		}
+		if strings.Count(r.FormValue("token"), ".") == 2 { // as Logto answers any JWT
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"code":"oidc.unsupported_token_type","message":"An OIDC error occurred: oidc.unsupported_token_type.","error":"unsupported_token_type","error_description":"Structured JWT Tokens cannot be introspected via the introspection_endpoint"}`)
+			return
+		}
 		fmt.Fprint(w, `{"active":true,"sub":"u1","client_id":"demo-app","scope":"openid","exp":9999999999}`)
 	case strings.HasPrefix(r.URL.Path, "/api/users/"):
 		status, body := f.userStatus(r.Header.Get("Authorization"))
@@ -169,5 +174,15 @@ func TestBuildPathChecksEachID(t *testing.T) {
 	}
 	if _, err := buildPath("/api/users/{}", nil); err == nil {
 		t.Fatal("a template with an unfilled id was built")
+	}
+}
+
+// TestUninspectableTokenIsAVerdict: the core's 400 unsupported_token_type (any JWT) is an answer
+// about the token, inactive, not a core failure.
+func TestUninspectableTokenIsAVerdict(t *testing.T) {
+	c := newClient(t, &fakeLogto{tokenTTL: 3600}, "s3cret")
+	in, err := c.Introspect(context.Background(), "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.x")
+	if err != nil || in.Active {
+		t.Fatalf("got %+v, %v; want an inactive answer", in, err)
 	}
 }
