@@ -142,7 +142,8 @@ func (e *env) registeredRoutes(valid string) [][2]string {
 // JWT) and anything JWT-shaped are refused on every route the module serves, as Logto's own
 // Account API refuses them (401 auth.unauthorized) — never a 503, never an error in the log.
 func TestOnlyUserAccessTokensAuthenticate(t *testing.T) {
-	e := newEnv(t, options{})
+	// Every refusal counts against this address's failed token checks: give it room.
+	e := newEnv(t, options{extra: "rate_limits {\n token_failures_per_ip off\n }"})
 	samples := tokenSamples(t)
 	var minted devcore.MintResponse
 	e.coreJSON("POST", "/dev/tokens", devcore.MintRequest{UserID: devcore.DemoUserID, Scope: allScopes}, &minted)

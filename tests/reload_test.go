@@ -92,25 +92,29 @@ func TestReloadControl(t *testing.T) {
 }
 
 // TestStateSurvivesReload: without Redis (everything in process), a step-up record and a
-// password lockout made before a `caddy reload` are honoured after it, whether the reload
-// changes an unrelated option or a cache setting (which gets new caches, not new records).
+// password lockout (the sign-in experience's sentinelPolicy) made before a `caddy reload` are
+// honoured after it, whether the reload changes an unrelated option or a cache setting (which
+// gets new caches, not new records).
 func TestStateSurvivesReload(t *testing.T) {
-	opts := options{extra: "rate_limits {\n password_failures 3 1m\n }"}
+	opts := options{}
 	e := newEnv(t, opts)
+	e.setSentinel(3, 1)
 	tok := e.userToken(allScopes)
 	record := e.call(e.caddy.URL(), "POST", "/api/verifications/password", tok,
 		map[string]any{"password": devcore.DemoPassword}).json(t)["verificationRecordId"].(string)
 	locked := e.token(devcore.MintRequest{UserID: devcore.OtherUserID, Scope: allScopes})
 	wrong := map[string]any{"password": "not-the-password"}
 	for i := 0; i < 3; i++ {
-		expectError(t, e.do("POST", "/api/verifications/password", locked, wrong), http.StatusUnprocessableEntity, "session.invalid_credentials")
+		e.do("POST", "/api/verifications/password", locked, wrong)
 	}
+	expectError(t, e.do("POST", "/api/verifications/password", locked, map[string]any{"password": devcore.OtherPassword}),
+		http.StatusBadRequest, blocked)
 
 	for i, extra := range []string{"cors_origins https://app.example", "token_cache_ttl 30s"} {
-		opts.extra = "rate_limits {\n password_failures 3 1m\n }\n" + extra
+		opts.extra = extra
 		e.caddy.Reload(e.caddyfile(e.caddy.Ports(), opts))
 		expectError(t, e.do("POST", "/api/verifications/password", locked, map[string]any{"password": devcore.OtherPassword}),
-			http.StatusTooManyRequests, "session.verification_blocked_too_many_attempts")
+			http.StatusBadRequest, blocked)
 		if i == 0 {
 			continue
 		}

@@ -171,7 +171,7 @@ func TestInFlightIntrospectionOvertakenByRevocation(t *testing.T) {
 	go func() { done <- e.call(instances[0], "GET", "/api/my-account", victim, nil) }()
 	time.Sleep(500 * time.Millisecond) // the core has read the token as active
 	e.coreJSON("POST", "/dev/tokens/revoke", map[string]string{"token": victim}, nil)
-	body := `{"event":"User.SuspensionStatus.Updated","params":{"userId":"` + devcore.DemoUserID + `"},"data":{"id":"` + devcore.DemoUserID + `"}}`
+	body := `{"event":"User.SuspensionStatus.Updated","createdAt":"` + createdAt(0) + `","params":{"userId":"` + devcore.DemoUserID + `"},"data":{"id":"` + devcore.DemoUserID + `"}}`
 	if r := e.deliver(instances[1], webhookKey, body); r.status != http.StatusNoContent {
 		t.Fatalf("webhook: %d %s", r.status, r.body)
 	}
@@ -194,7 +194,7 @@ func TestWebhookUnrecordedIsRedelivered(t *testing.T) {
 		t.Fatalf("%d", r.status)
 	}
 	e.coreJSON("POST", "/dev/tokens/revoke", map[string]string{"token": victim}, nil)
-	body := `{"event":"User.Data.Updated","params":{"userId":"` + devcore.DemoUserID + `"},"data":{"id":"` + devcore.DemoUserID + `"}}`
+	body := `{"event":"User.Data.Updated","createdAt":"` + createdAt(0) + `","params":{"userId":"` + devcore.DemoUserID + `"},"data":{"id":"` + devcore.DemoUserID + `"}}`
 	rs.Stop()
 	if r := e.deliver(instances[1], webhookKey, body); r.status < 500 {
 		t.Fatalf("a revocation Redis could not record was acknowledged: %d", r.status)
