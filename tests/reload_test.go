@@ -113,6 +113,7 @@ func TestStateSurvivesReload(t *testing.T) {
 	for i, extra := range []string{"cors_origins https://app.example", "token_cache_ttl 30s"} {
 		opts.extra = extra
 		e.caddy.Reload(e.caddyfile(e.caddy.Ports(), opts))
+		e.client.CloseIdleConnections() // Caddy drops keep-alive connections on reload
 		expectError(t, e.do("POST", "/api/verifications/password", locked, map[string]any{"password": devcore.OtherPassword}),
 			http.StatusBadRequest, blocked)
 		if i == 0 {
