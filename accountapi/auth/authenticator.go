@@ -112,7 +112,7 @@ func linkOf(recordKey func(string) string) func(answer) string {
 		return nil
 	}
 	return func(ans answer) string {
-		if !ans.Active {
+		if !ans.active() {
 			return ""
 		}
 		return recordKey(ans.Subject)
