@@ -172,6 +172,7 @@ func TestOnlyUserAccessTokensAuthenticate(t *testing.T) {
 		t.Fatalf("found only %d registered routes: %v", len(routes), routes)
 	}
 	t.Logf("%d registered routes: %v", len(routes), routes)
+	logsBefore := len(e.caddy.Logs()) // the discovery above logs the 501 routes' answers
 	for name, tok := range refused {
 		for _, rt := range routes {
 			r := e.call(e.caddy.URL(), rt[0], rt[1], tok, map[string]any{})
@@ -188,7 +189,7 @@ func TestOnlyUserAccessTokensAuthenticate(t *testing.T) {
 	if n := e.stats().Introspections - before; n != 0 {
 		t.Fatalf("refused tokens were introspected again %d times while their negative entry lives", n)
 	}
-	if logs := e.caddy.Logs(); strings.Contains(logs, `"level":"error"`) || strings.Contains(logs, "identity_core.unavailable") {
+	if logs := e.caddy.Logs()[logsBefore:]; strings.Contains(logs, `"level":"error"`) || strings.Contains(logs, "identity_core.unavailable") {
 		t.Fatalf("a refused token was logged as a failure:\n%s", logs)
 	}
 	// The same user's real access token still works (the refusals are about the token kind).
