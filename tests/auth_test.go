@@ -1,9 +1,7 @@
 package tests
 
 import (
-	"encoding/json"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -98,21 +96,9 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-// tokenSamples are the token exchanges recorded from a live Logto 1.42 (testdata copy of
-// logto-samples-tokens.json).
+// tokenSamples are the token exchanges recorded from a live Logto 1.42.
 func tokenSamples(t *testing.T) []harness.Exchange {
-	t.Helper()
-	raw, err := os.ReadFile("testdata/logto-samples-tokens.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Exchanges []harness.Exchange `json:"exchanges"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	return doc.Exchanges
+	return harness.LoadSamples(t, "logto-samples-tokens.json")
 }
 
 // registeredRoutes finds, among the Account API operations of Logto's OpenAPI document, those

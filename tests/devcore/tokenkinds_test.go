@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,26 +11,10 @@ import (
 )
 
 // tokenSample is the recorded answer of a live Logto 1.42 to one exchange of
-// tests/testdata/logto-samples-tokens.json.
+// tests/testdata/logto/logto-samples-tokens.json.
 func tokenSample(t *testing.T, title string) (int, json.RawMessage) {
 	t.Helper()
-	raw, err := os.ReadFile("../testdata/logto-samples-tokens.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Exchanges []struct {
-			Title    string `json:"title"`
-			Response struct {
-				Status int             `json:"status"`
-				Body   json.RawMessage `json:"body"`
-			} `json:"response"`
-		} `json:"exchanges"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	for _, ex := range doc.Exchanges {
+	for _, ex := range loadSamplesFile(t, "logto-samples-tokens.json") {
 		if strings.HasPrefix(ex.Title, title) {
 			return ex.Response.Status, ex.Response.Body
 		}
