@@ -157,6 +157,11 @@ func (b *Bus) run(ctx context.Context, ps *redis.PubSub, h Handlers, subscribed 
 		}
 	}
 	first := true
+	// lost is set when the connection may have been replaced since the last confirmation: only
+	// then can a confirmation mean a new connection. Without it, the confirmation of a retried
+	// first subscribe (the first attempt reached Redis, but its answer came too late) would
+	// flush the caches for nothing.
+	lost := false
 	backoff := 100 * time.Millisecond
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, pingEvery)
@@ -165,9 +170,12 @@ func (b *Bus) run(ctx context.Context, ps *redis.PubSub, h Handlers, subscribed 
 		}
 		if err != nil {
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-				_ = ps.Ping(ctx) // an error here makes go-redis reconnect
+				if ps.Ping(ctx) != nil {
+					lost = true // go-redis reconnects after a failed ping
+				}
 				continue
 			}
+			lost = true
 			report(err)
 			select {
 			case <-ctx.Done():
@@ -183,12 +191,14 @@ func (b *Bus) run(ctx context.Context, ps *redis.PubSub, h Handlers, subscribed 
 			if m.Kind != "subscribe" {
 				continue
 			}
-			if first {
+			switch {
+			case first:
 				first = false
 				close(subscribed)
-			} else if h.Resync != nil {
+			case lost && h.Resync != nil:
 				h.Resync() // a new connection: what was published meanwhile is lost
 			}
+			lost = false
 		case *redis.Message:
 			var e Event
 			if json.Unmarshal([]byte(m.Payload), &e) != nil || (e.UserID == "" && e.Key == "") || e.Origin == b.origin {
