@@ -3,8 +3,9 @@
 // introspection) and the part of the Management API the Account API gateway uses, with Logto's
 // bodies, status codes and error shapes (see tests/testdata/logto, exchanges 0-6 and 35-44).
 //
-// It is NOT an identity provider: there is no sign-in, no persistence and no hardening. It exists
-// so tests and the quickstart can run the gateway without a real Logto. Beyond Logto's routes it
+// It is NOT an identity provider: its sign-in is a plain dev-only form for the seeded users, and it
+// has no persistence and no hardening. It exists so tests and the quickstart can run the gateway
+// (and its account page) without a real Logto. Beyond Logto's routes it
 // serves a small dev-only API under /dev (mint and revoke user tokens, stats, introspection delay,
 // key rotation) that a real Logto does not have.
 //
@@ -15,7 +16,8 @@
 //	POST   /oidc/token                      client_credentials (Management API), refresh_token
 //	POST   /oidc/token/introspection        persisted opaque tokens; any JWT is 400 unsupported_token_type
 //	POST   /oidc/token/revocation           RFC 7009; a public client names itself with client_id
-//	GET|POST /oidc/session/end              id_token_hint revokes the user's tokens of that client
+//	GET    /oidc/auth, POST /oidc/auth/{uid}  code flow with PKCE for SPAs, a dev sign-in form (authorize.go)
+//	GET|POST /oidc/session/end              RP-initiated logout (authorize.go)
 //	GET    /api/account-center              Management API: M2M JWT with scope "all"
 //	PATCH  /api/account-center
 //	GET    /api/sign-in-exp
@@ -101,6 +103,10 @@ type Config struct {
 	ClientSecret string
 	// ManagementResource is the Management API's resource indicator (the audience of M2M tokens).
 	ManagementResource string
+	// AccountPageURLs are where the account page is served: each URL u registers u+"/callback" as
+	// a redirect URI and u as a post-logout redirect URI of the AccountPageAppID application.
+	// Default: DefaultAccountPageURLs.
+	AccountPageURLs []string
 }
 
 func (c Config) withDefaults() Config {
@@ -112,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ManagementResource == "" {
 		c.ManagementResource = DefaultManagementResource
+	}
+	if len(c.AccountPageURLs) == 0 {
+		c.AccountPageURLs = DefaultAccountPageURLs
 	}
 	return c
 }
@@ -142,6 +151,8 @@ type Core struct {
 	passcodes  map[string]*passcode   // live code by recipient
 	messages   map[string][]time.Time // send times by recipient, for the message rate limit
 	sent       []SentCode             // what the mock connectors "sent" (dev only)
+
+	signIn *signInState // interactive sign-in: interactions, codes, browser sessions
 }
 
 // Stats counts requests so tests can observe caching and coalescing in the gateway.
@@ -170,6 +181,7 @@ func New(cfg Config) *Core {
 		connectors: seedConnectors(),
 		passcodes:  map[string]*passcode{},
 		messages:   map[string][]time.Time{},
+		signIn:     newSignInState(),
 	}
 	key, err := newSigningKey()
 	if err != nil {
@@ -257,8 +269,11 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("POST /oidc/token", c.handleToken)
 	mux.HandleFunc("POST /oidc/token/introspection", c.handleIntrospection)
 	mux.HandleFunc("POST /oidc/token/revocation", c.handleRevocation)
+	mux.HandleFunc("GET /oidc/auth", c.handleAuthorize)
+	mux.HandleFunc("POST /oidc/auth/{uid}", c.handleSignInSubmit)
 	mux.HandleFunc("GET /oidc/session/end", c.handleEndSession)
 	mux.HandleFunc("POST /oidc/session/end", c.handleEndSession)
+	mux.HandleFunc("POST /oidc/session/end/confirm", c.handleEndSessionConfirm)
 
 	// Management API: every route is counted and authenticated first.
 	for pattern, h := range map[string]http.HandlerFunc{

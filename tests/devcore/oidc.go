@@ -184,6 +184,9 @@ func (c *Core) handleToken(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		c.refreshTokenGrant(w, r, form)
 		return
+	case "authorization_code":
+		c.handleAuthorizationCodeGrant(w, r, form)
+		return
 	default:
 		// Logto supports the interactive grants too; a dev core without sign-in cannot.
 		newOIDCError(http.StatusBadRequest, "unsupported_grant_type", "unsupported grant_type requested").write(w)

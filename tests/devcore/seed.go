@@ -33,6 +33,10 @@ func (c *Core) seed() {
 	// introspection answers too): the only way an edge can tell which session a token is from.
 	c.apps[FirstPartyWebAppID].OIDCClientMetadata = json.RawMessage(`{"redirectUris":[],"postLogoutRedirectUris":[],` +
 		`"backchannelLogoutUri":"http://127.0.0.1/backchannel-logout","backchannelLogoutSessionRequired":true}`)
+	// The account page's Single Page application (a public client: no secret, PKCE).
+	page := app(AccountPageAppID, "Account page", "N/A", "The account page served by the Account API module (dev core seed).", "SPA", false, now)
+	page.OIDCClientMetadata = accountPageRedirects(c.cfg.AccountPageURLs)
+	c.apps[AccountPageAppID] = page
 	// Only the machine-to-machine app authenticates at the token and introspection endpoints.
 	c.clients[c.cfg.ClientID] = c.cfg.ClientSecret
 
@@ -117,3 +121,21 @@ const seedSignInExperience = `{
     "allowedChars": {"lowercase": true, "uppercase": true, "numbers": true, "underscore": true}
   }
 }`
+
+// accountPageRedirects is the OIDC client metadata of the account page's application: each page
+// URL's callback, and the page itself after sign-out.
+func accountPageRedirects(pageURLs []string) json.RawMessage {
+	var meta struct {
+		RedirectURIs           []string `json:"redirectUris"`
+		PostLogoutRedirectURIs []string `json:"postLogoutRedirectUris"`
+	}
+	for _, u := range pageURLs {
+		meta.RedirectURIs = append(meta.RedirectURIs, u+"/callback")
+		meta.PostLogoutRedirectURIs = append(meta.PostLogoutRedirectURIs, u)
+	}
+	raw, err := json.Marshal(meta)
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}

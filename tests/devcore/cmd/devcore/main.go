@@ -17,6 +17,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/accountedge/caddy-account-api/tests/devcore"
@@ -26,13 +27,20 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:3901", "loopback address to listen on (\":0\" picks a free port; not 3001, Logto's own)")
 	clientID := flag.String("client-id", devcore.DefaultClientID, "client id of the seeded machine-to-machine app")
 	clientSecret := flag.String("client-secret", devcore.DefaultClientSecret, "client secret of the seeded machine-to-machine app")
+	var pageURLs []string
+	flag.Func("account-page", "URL of the account page (repeatable; default "+strings.Join(devcore.DefaultAccountPageURLs, ", ")+
+		"): registers URL/callback and URL as redirect URIs of the "+devcore.AccountPageAppID+" application", func(s string) error {
+		pageURLs = append(pageURLs, strings.TrimRight(s, "/"))
+		return nil
+	})
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage: devcore [flags]
 
 devcore is a DEVELOPMENT STAND-IN FOR LOGTO, NOT AN IDENTITY PROVIDER. It serves Logto's OIDC
 endpoints and the Management API routes the Account API gateway uses, from memory, with a seeded
-demo user, plus a dev-only /dev API to mint user tokens. It has no sign-in, no persistence and no
-hardening, and it only listens on loopback. Use it for tests and the quickstart only.
+demo user, plus a dev-only /dev API to mint user tokens. Its sign-in is a plain form for the seeded
+users; it has no persistence and no hardening, and it only listens on loopback. Use it for tests
+and the quickstart only.
 
 Flags:
 `)
@@ -46,7 +54,7 @@ Flags:
 	if err != nil {
 		log.Fatal(err)
 	}
-	core := devcore.New(devcore.Config{ClientID: *clientID, ClientSecret: *clientSecret})
+	core := devcore.New(devcore.Config{ClientID: *clientID, ClientSecret: *clientSecret, AccountPageURLs: pageURLs})
 	srv, err := core.Start(addr)
 	if err != nil {
 		log.Fatal(err)

@@ -1,0 +1,494 @@
+package devcore
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Interactive sign-in, as oidc-provider inside Logto does it for a Single Page application: the
+// authorization code flow with PKCE (S256 only, required for public clients), a browser session
+// at the core (cookie), and RP-initiated logout. The sign-in itself is a plain dev-only form for
+// the seeded users (Logto shows its sign-in experience there); everything around it, the checks
+// and their order, the single-use, short-lived, client- and redirect-bound codes, is
+// oidc-provider's.
+//
+//	GET  /oidc/auth                  authorization request: a code at once with a session, else the form
+//	POST /oidc/auth/{uid}            the form: identifier and password
+//	POST /oidc/token                 grant_type=authorization_code (public client, PKCE)
+//	GET  /oidc/session/end           RP-initiated logout: a confirmation form that submits itself
+//	POST /oidc/session/end/confirm   ends the session, revokes its tokens, redirects
+
+// AccountPageAppID is the seeded Single Page application of the account page.
+const AccountPageAppID = "account-page"
+
+// DefaultAccountPageURLs are where the quickstart serves the account page (Caddyfile.example).
+var DefaultAccountPageURLs = []string{"http://127.0.0.1:8080/account", "http://localhost:8080/account"}
+
+// oidc-provider's defaults, which Logto keeps.
+const (
+	authorizationCodeTTL = time.Minute
+	interactionTTL       = 10 * time.Minute
+	sessionTTL           = 14 * 24 * time.Hour
+	userAccessTokenTTL   = time.Hour
+	sessionCookie        = "_session"
+	interactionCookie    = "_interaction"
+)
+
+// oidc-provider's messages as Logto renders them; they are not in errors.go's table because only
+// the interactive flow produces them.
+func init() {
+	messages["oidc.invalid_grant"] = "Grant request is invalid."
+	messages["oidc.unauthorized_client"] = "The client is not authorized to use this grant type."
+}
+
+// signInState holds the interactive flow's records. It has its own lock: nothing in it is read
+// under Core.mu, and the sign-in form must not wait on Management API traffic.
+type signInState struct {
+	mu           sync.Mutex
+	interactions map[string]*interaction // pending authorization requests by uid
+	codes        map[string]*authCode
+	sessions     map[string]*browserSession
+}
+
+func newSignInState() *signInState {
+	return &signInState{
+		interactions: map[string]*interaction{},
+		codes:        map[string]*authCode{},
+		sessions:     map[string]*browserSession{},
+	}
+}
+
+// authRequest is a validated authorization request.
+type authRequest struct {
+	clientID, redirectURI, scope, state, nonce, challenge string
+}
+
+type interaction struct {
+	req     authRequest
+	expires time.Time
+}
+
+type authCode struct {
+	req       authRequest
+	subject   string
+	sessionID string
+	expires   time.Time
+	used      bool
+	tokens    []string // what it was exchanged for, revoked if the code is replayed
+}
+
+type browserSession struct {
+	subject string
+	expires time.Time
+	xsrf    string   // binds the logout confirmation form to this session
+	tokens  []string // access tokens issued from it, revoked at logout
+}
+
+// spaRedirects returns the registered redirect and post-logout URIs of a Single Page
+// application, or ok false for an unknown client or one of another type.
+func (c *Core) spaRedirects(clientID string) (redirects, postLogout []string, ok bool) {
+	c.mu.Lock()
+	app := c.apps[clientID]
+	c.mu.Unlock()
+	if app == nil || app.Type != "SPA" {
+		return nil, nil, false
+	}
+	var meta struct {
+		RedirectURIs           []string `json:"redirectUris"`
+		PostLogoutRedirectURIs []string `json:"postLogoutRedirectUris"`
+	}
+	if err := json.Unmarshal(app.OIDCClientMetadata, &meta); err != nil {
+		return nil, nil, false
+	}
+	return meta.RedirectURIs, meta.PostLogoutRedirectURIs, true
+}
+
+// handleAuthorize is GET /oidc/auth. As in oidc-provider, an unknown client or redirect URI is
+// answered here (nowhere safe to redirect to); every later error goes back to the client.
+func (c *Core) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := authRequest{
+		clientID: q.Get("client_id"), redirectURI: q.Get("redirect_uri"), state: q.Get("state"),
+		nonce: q.Get("nonce"), challenge: q.Get("code_challenge"),
+	}
+	redirects, _, ok := c.spaRedirects(req.clientID)
+	if !ok {
+		c.signInPage(w, http.StatusBadRequest, "The client_id is unknown or not a Single Page application.", nil)
+		return
+	}
+	if !slices.Contains(redirects, req.redirectURI) {
+		c.signInPage(w, http.StatusBadRequest, "The redirect_uri is not registered for this application.", nil)
+		return
+	}
+	fail := func(code, description string) {
+		redirectWith(w, r, req.redirectURI, url.Values{"error": {code}, "error_description": {description},
+			"state": {req.state}, "iss": {c.issuer(r)}})
+	}
+	switch {
+	case q.Get("response_type") != "code":
+		fail("unsupported_response_type", "unsupported response_type requested")
+		return
+	case req.challenge == "":
+		fail("invalid_request", "Authorization Server policy requires PKCE to be used for this request")
+		return
+	case q.Get("code_challenge_method") != "S256":
+		fail("invalid_request", "not supported value of code_challenge_method")
+		return
+	}
+	scopes := strings.Fields(q.Get("scope"))
+	if !slices.Contains(scopes, "openid") {
+		fail("invalid_scope", "openid scope must be requested when using the authorization code flow")
+		return
+	}
+	req.scope = strings.Join(supportedScopes(scopes), " ")
+
+	prompt := strings.Fields(q.Get("prompt"))
+	if sub, sid := c.currentSession(r); sub != "" && !slices.Contains(prompt, "login") {
+		c.issueCode(w, r, req, sub, sid)
+		return
+	}
+	if slices.Contains(prompt, "none") {
+		fail("login_required", "End-User authentication is required")
+		return
+	}
+	uid := opaqueToken()
+	c.signIn.mu.Lock()
+	c.signIn.interactions[uid] = &interaction{req: req, expires: time.Now().Add(interactionTTL)}
+	c.signIn.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: interactionCookie, Value: uid, Path: "/oidc/auth/" + uid,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: int(interactionTTL / time.Second)})
+	c.signInPage(w, http.StatusOK, "", &signInForm{Action: "/oidc/auth/" + uid})
+}
+
+// supportedScopes keeps the requested scopes the core knows, as oidc-provider does.
+func supportedScopes(requested []string) []string {
+	known := []string{"openid", "offline_access", "profile", "email", "phone", "address", "custom_data",
+		"identities", "roles", "urn:logto:scope:organizations", "urn:logto:scope:organization_roles",
+		"urn:logto:scope:sessions", "urn:logto:scope:trusted_devices"}
+	var out []string
+	for _, s := range requested {
+		if slices.Contains(known, s) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// handleSignInSubmit is POST /oidc/auth/{uid}: the dev sign-in form. The interaction must be
+// the one this browser started (its cookie), and is used up by a successful sign-in.
+func (c *Core) handleSignInSubmit(w http.ResponseWriter, r *http.Request) {
+	uid := r.PathValue("uid")
+	cookie, err := r.Cookie(interactionCookie)
+	if err != nil || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(uid)) != 1 {
+		c.signInPage(w, http.StatusBadRequest, "This sign-in request was not started in this browser.", nil)
+		return
+	}
+	c.signIn.mu.Lock()
+	in := c.signIn.interactions[uid]
+	c.signIn.mu.Unlock()
+	if in == nil || time.Now().After(in.expires) {
+		c.signInPage(w, http.StatusBadRequest, "This sign-in request has expired. Go back to the application and sign in again.", nil)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		c.signInPage(w, http.StatusBadRequest, "The form could not be read.", nil)
+		return
+	}
+	identifier := strings.TrimSpace(r.PostForm.Get("identifier"))
+	sub := c.checkCredentials(identifier, r.PostForm.Get("password"))
+	if sub == "" {
+		c.signInPage(w, http.StatusUnauthorized, messages["session.invalid_credentials"],
+			&signInForm{Action: "/oidc/auth/" + uid, Identifier: identifier})
+		return
+	}
+
+	sid := opaqueToken()
+	c.signIn.mu.Lock()
+	delete(c.signIn.interactions, uid)
+	c.signIn.sessions[sid] = &browserSession{subject: sub, expires: time.Now().Add(sessionTTL), xsrf: opaqueToken()}
+	c.signIn.mu.Unlock()
+	c.mu.Lock()
+	if u := c.users[sub]; u != nil {
+		now := time.Now().UnixMilli()
+		u.lastSignInAt = &now
+	}
+	c.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: interactionCookie, Value: "", Path: "/oidc/auth/" + uid, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sid, Path: "/oidc", HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(sessionTTL / time.Second)})
+	c.issueCode(w, r, in.req, sub, sid)
+}
+
+// checkCredentials returns the id of the unsuspended user whose username, primary email or
+// primary phone is identifier and whose password matches, or "".
+func (c *Core) checkCredentials(identifier, password string) string {
+	if identifier == "" || password == "" {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, u := range c.users {
+		for _, v := range []*string{u.username, u.primaryEmail, u.primaryPhone} {
+			if v != nil && *v == identifier && !u.isSuspended && u.passwordMatches(password) {
+				return id
+			}
+		}
+	}
+	return ""
+}
+
+// currentSession returns the subject and id of the browser's live session, if any.
+func (c *Core) currentSession(r *http.Request) (subject, sid string) {
+	cookie, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", ""
+	}
+	c.signIn.mu.Lock()
+	defer c.signIn.mu.Unlock()
+	s := c.signIn.sessions[cookie.Value]
+	if s == nil || time.Now().After(s.expires) {
+		return "", ""
+	}
+	return s.subject, cookie.Value
+}
+
+func (c *Core) issueCode(w http.ResponseWriter, r *http.Request, req authRequest, subject, sid string) {
+	code := opaqueToken()
+	c.signIn.mu.Lock()
+	c.signIn.codes[code] = &authCode{req: req, subject: subject, sessionID: sid, expires: time.Now().Add(authorizationCodeTTL)}
+	c.signIn.mu.Unlock()
+	redirectWith(w, r, req.redirectURI, url.Values{"code": {code}, "state": {req.state}, "iss": {c.issuer(r)}})
+}
+
+// redirectWith sends the browser to target with params added to its query (response_mode
+// query, oidc-provider's default for the code flow).
+func redirectWith(w http.ResponseWriter, r *http.Request, target string, params url.Values) {
+	u, err := url.Parse(target)
+	if err != nil {
+		writeInternalError(w)
+		return
+	}
+	q := u.Query()
+	for k, vs := range params {
+		if len(vs) > 0 && vs[0] != "" {
+			q[k] = vs
+		}
+	}
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+// handleAuthorizationCodeGrant is POST /oidc/token with grant_type=authorization_code for a
+// public client (token_endpoint_auth_method none: client_id in the body, no secret). The check
+// order is oidc-provider's: client, code (unknown, expired, replayed), client binding,
+// redirect_uri, PKCE. A replayed code revokes what it was exchanged for (RFC 6749 section 4.1.2).
+func (c *Core) handleAuthorizationCodeGrant(w http.ResponseWriter, r *http.Request, form url.Values) {
+	clientID := form.Get("client_id")
+	if _, _, ok := c.spaRedirects(clientID); !ok || form.Has("client_secret") || r.Header.Get("Authorization") != "" {
+		newOIDCError(http.StatusUnauthorized, "invalid_client", "client authentication failed").write(w)
+		return
+	}
+	invalidGrant := func(description string) {
+		newOIDCError(http.StatusBadRequest, "invalid_grant", description).write(w)
+	}
+	now := time.Now()
+	c.signIn.mu.Lock()
+	code := c.signIn.codes[form.Get("code")]
+	switch {
+	case code == nil || now.After(code.expires):
+		c.signIn.mu.Unlock()
+		invalidGrant("grant request is invalid")
+		return
+	case code.used:
+		replayed := code.tokens
+		c.signIn.mu.Unlock()
+		c.revokeTokens(replayed)
+		invalidGrant("grant request is invalid")
+		return
+	}
+	code.used = true
+	c.signIn.mu.Unlock()
+
+	switch {
+	case code.req.clientID != clientID:
+		invalidGrant("client mismatch")
+		return
+	case code.req.redirectURI != form.Get("redirect_uri"):
+		invalidGrant("authorization code redirect_uri mismatch")
+		return
+	case !pkceMatches(form.Get("code_verifier"), code.req.challenge):
+		invalidGrant("PKCE verification failed")
+		return
+	}
+
+	// A resource-less request gets an opaque access token for the userinfo endpoint and the
+	// Account API, as Logto issues to SPAs.
+	token := opaqueToken()
+	c.mu.Lock()
+	c.tokens[token] = &tokenRecord{subject: code.subject, clientID: clientID, scope: code.req.scope,
+		issuedAt: now, expires: now.Add(userAccessTokenTTL)}
+	c.mu.Unlock()
+	c.signIn.mu.Lock()
+	code.tokens = append(code.tokens, token)
+	if s := c.signIn.sessions[code.sessionID]; s != nil {
+		s.tokens = append(s.tokens, token)
+	}
+	c.signIn.mu.Unlock()
+	writeJSON(w, http.StatusOK, ordered{
+		{"access_token", token},
+		{"expires_in", int64(userAccessTokenTTL / time.Second)},
+		{"scope", code.req.scope},
+		{"token_type", "Bearer"},
+	})
+}
+
+// pkceMatches checks an RFC 7636 S256 code verifier (43 to 128 unreserved characters).
+func pkceMatches(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	want := base64.RawURLEncoding.EncodeToString(sum[:])
+	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
+}
+
+func (c *Core) revokeTokens(tokens []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range tokens {
+		if rec := c.tokens[t]; rec != nil {
+			rec.revoked = true
+		}
+	}
+}
+
+// handleEndSession is GET /oidc/session/end: RP-initiated logout. A post_logout_redirect_uri
+// must be registered for client_id. Like oidc-provider (and Logto's logout source, which submits
+// it by script), it answers a form bound to the session, so another site cannot sign the user out.
+func (c *Core) handleEndSession(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	target := q.Get("post_logout_redirect_uri")
+	if target != "" {
+		_, postLogout, ok := c.spaRedirects(q.Get("client_id"))
+		if !ok || !slices.Contains(postLogout, target) {
+			c.signInPage(w, http.StatusBadRequest, "The post_logout_redirect_uri is not registered for this client_id.", nil)
+			return
+		}
+	}
+	xsrf := ""
+	if _, sid := c.currentSession(r); sid != "" {
+		c.signIn.mu.Lock()
+		xsrf = c.signIn.sessions[sid].xsrf
+		c.signIn.mu.Unlock()
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = logoutTemplate.Execute(w, struct{ XSRF, Target, State, ClientID string }{xsrf, target, q.Get("state"), q.Get("client_id")})
+}
+
+// handleEndSessionConfirm is POST /oidc/session/end/confirm: the session ends, the tokens issued
+// from it are revoked (none of the page's grants persist past logout), and the browser goes to
+// the checked post-logout URI.
+func (c *Core) handleEndSessionConfirm(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		c.signInPage(w, http.StatusBadRequest, "The form could not be read.", nil)
+		return
+	}
+	target := r.PostForm.Get("post_logout_redirect_uri")
+	if target != "" {
+		if _, postLogout, ok := c.spaRedirects(r.PostForm.Get("client_id")); !ok || !slices.Contains(postLogout, target) {
+			c.signInPage(w, http.StatusBadRequest, "The post_logout_redirect_uri is not registered for this client_id.", nil)
+			return
+		}
+	}
+	if _, sid := c.currentSession(r); sid != "" {
+		c.signIn.mu.Lock()
+		s := c.signIn.sessions[sid]
+		ok := subtle.ConstantTimeCompare([]byte(s.xsrf), []byte(r.PostForm.Get("xsrf"))) == 1
+		if ok {
+			delete(c.signIn.sessions, sid)
+		}
+		c.signIn.mu.Unlock()
+		if !ok {
+			c.signInPage(w, http.StatusBadRequest, "The sign-out request was not made by this browser.", nil)
+			return
+		}
+		c.revokeTokens(s.tokens)
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/oidc", MaxAge: -1})
+	if target == "" {
+		c.signInPage(w, http.StatusOK, "You are signed out.", nil)
+		return
+	}
+	redirectWith(w, r, target, url.Values{"state": {r.PostForm.Get("state")}})
+}
+
+// signInForm fills the sign-in template's form.
+type signInForm struct {
+	Action     string
+	Identifier string
+}
+
+// signInPage renders the dev core's one HTML page: the sign-in form, or a message.
+func (c *Core) signInPage(w http.ResponseWriter, status int, message string, form *signInForm) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	_ = signInTemplate.Execute(w, struct {
+		Message string
+		Form    *signInForm
+		Users   []string
+	}{message, form, []string{DemoUsername + " / " + DemoPassword, OtherUsername + " / " + OtherPassword}})
+}
+
+var signInTemplate = template.Must(template.New("sign-in").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in (dev core)</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a}
+label{display:block;margin-top:1rem;font-weight:600}input{width:100%;box-sizing:border-box;padding:.5rem;font:inherit;border:1px solid #555;border-radius:4px}
+button{margin-top:1.5rem;padding:.6rem 1.2rem;font:inherit;background:#4b2fc9;color:#fff;border:0;border-radius:4px}
+.note{background:#fff4d6;border:1px solid #8a6d00;padding:.5rem .75rem;border-radius:4px;font-size:.9rem}
+[role=alert]{color:#a4000f;font-weight:600}</style></head>
+<body><main>
+<h1>Sign in</h1>
+<p class="note">Development identity core, a stand-in for Logto: not an identity provider. Seeded users:
+{{range $i, $u := .Users}}{{if $i}}, {{end}}<code>{{$u}}</code>{{end}}.</p>
+{{if .Message}}<p role="alert">{{.Message}}</p>{{end}}
+{{with .Form}}<form method="post" action="{{.Action}}">
+<label for="identifier">Username or email</label>
+<input id="identifier" name="identifier" autocomplete="username" required value="{{.Identifier}}" autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>{{end}}
+</main></body></html>
+`))
+
+// logoutTemplate is oidc-provider's logout confirmation, submitted at once by script as Logto's
+// logout source does (no CSP here: the dev core's pages are not the module's).
+var logoutTemplate = template.Must(template.New("logout").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signing out</title></head><body>
+<form id="op.logoutForm" method="post" action="/oidc/session/end/confirm">
+<input type="hidden" name="xsrf" value="{{.XSRF}}">
+<input type="hidden" name="logout" value="yes">
+<input type="hidden" name="client_id" value="{{.ClientID}}">
+<input type="hidden" name="state" value="{{.State}}">
+<input type="hidden" name="post_logout_redirect_uri" value="{{.Target}}">
+<noscript><button type="submit">Sign out</button></noscript>
+</form>
+<script>document.getElementById("op.logoutForm").submit()</script>
+</body></html>
+`))
