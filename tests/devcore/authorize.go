@@ -37,7 +37,7 @@ var DefaultAccountPageURLs = []string{"http://127.0.0.1:8080/account", "http://l
 const (
 	authorizationCodeTTL = time.Minute
 	interactionTTL       = 10 * time.Minute
-	sessionTTL           = 14 * 24 * time.Hour
+	browserSessionTTL    = 14 * 24 * time.Hour
 	userAccessTokenTTL   = time.Hour
 	sessionCookie        = "_session"
 	interactionCookie    = "_interaction"
@@ -50,17 +50,17 @@ func init() {
 	messages["oidc.unauthorized_client"] = "The client is not authorized to use this grant type."
 }
 
-// signInState holds the interactive flow's records. It has its own lock: nothing in it is read
+// browserState holds the interactive flow's records. It has its own lock: nothing in it is read
 // under Core.mu, and the sign-in form must not wait on Management API traffic.
-type signInState struct {
+type browserState struct {
 	mu           sync.Mutex
 	interactions map[string]*interaction // pending authorization requests by uid
 	codes        map[string]*authCode
 	sessions     map[string]*browserSession
 }
 
-func newSignInState() *signInState {
-	return &signInState{
+func newBrowserState() *browserState {
+	return &browserState{
 		interactions: map[string]*interaction{},
 		codes:        map[string]*authCode{},
 		sessions:     map[string]*browserSession{},
@@ -161,9 +161,9 @@ func (c *Core) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	uid := opaqueToken()
-	c.signIn.mu.Lock()
-	c.signIn.interactions[uid] = &interaction{req: req, expires: time.Now().Add(interactionTTL)}
-	c.signIn.mu.Unlock()
+	c.browser.mu.Lock()
+	c.browser.interactions[uid] = &interaction{req: req, expires: time.Now().Add(interactionTTL)}
+	c.browser.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: interactionCookie, Value: uid, Path: "/oidc/auth/" + uid,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: int(interactionTTL / time.Second)})
 	c.signInPage(w, http.StatusOK, "", &signInForm{Action: "/oidc/auth/" + uid})
@@ -192,9 +192,9 @@ func (c *Core) handleSignInSubmit(w http.ResponseWriter, r *http.Request) {
 		c.signInPage(w, http.StatusBadRequest, "This sign-in request was not started in this browser.", nil)
 		return
 	}
-	c.signIn.mu.Lock()
-	in := c.signIn.interactions[uid]
-	c.signIn.mu.Unlock()
+	c.browser.mu.Lock()
+	in := c.browser.interactions[uid]
+	c.browser.mu.Unlock()
 	if in == nil || time.Now().After(in.expires) {
 		c.signInPage(w, http.StatusBadRequest, "This sign-in request has expired. Go back to the application and sign in again.", nil)
 		return
@@ -213,10 +213,10 @@ func (c *Core) handleSignInSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sid := opaqueToken()
-	c.signIn.mu.Lock()
-	delete(c.signIn.interactions, uid)
-	c.signIn.sessions[sid] = &browserSession{subject: sub, expires: time.Now().Add(sessionTTL), xsrf: opaqueToken()}
-	c.signIn.mu.Unlock()
+	c.browser.mu.Lock()
+	delete(c.browser.interactions, uid)
+	c.browser.sessions[sid] = &browserSession{subject: sub, expires: time.Now().Add(browserSessionTTL), xsrf: opaqueToken()}
+	c.browser.mu.Unlock()
 	c.mu.Lock()
 	if u := c.users[sub]; u != nil {
 		now := time.Now().UnixMilli()
@@ -225,7 +225,7 @@ func (c *Core) handleSignInSubmit(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: interactionCookie, Value: "", Path: "/oidc/auth/" + uid, MaxAge: -1})
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sid, Path: "/oidc", HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, MaxAge: int(sessionTTL / time.Second)})
+		SameSite: http.SameSiteLaxMode, MaxAge: int(browserSessionTTL / time.Second)})
 	c.issueCode(w, r, in.req, sub, sid)
 }
 
@@ -253,9 +253,9 @@ func (c *Core) currentSession(r *http.Request) (subject, sid string) {
 	if err != nil {
 		return "", ""
 	}
-	c.signIn.mu.Lock()
-	defer c.signIn.mu.Unlock()
-	s := c.signIn.sessions[cookie.Value]
+	c.browser.mu.Lock()
+	defer c.browser.mu.Unlock()
+	s := c.browser.sessions[cookie.Value]
 	if s == nil || time.Now().After(s.expires) {
 		return "", ""
 	}
@@ -264,9 +264,9 @@ func (c *Core) currentSession(r *http.Request) (subject, sid string) {
 
 func (c *Core) issueCode(w http.ResponseWriter, r *http.Request, req authRequest, subject, sid string) {
 	code := opaqueToken()
-	c.signIn.mu.Lock()
-	c.signIn.codes[code] = &authCode{req: req, subject: subject, sessionID: sid, expires: time.Now().Add(authorizationCodeTTL)}
-	c.signIn.mu.Unlock()
+	c.browser.mu.Lock()
+	c.browser.codes[code] = &authCode{req: req, subject: subject, sessionID: sid, expires: time.Now().Add(authorizationCodeTTL)}
+	c.browser.mu.Unlock()
 	redirectWith(w, r, req.redirectURI, url.Values{"code": {code}, "state": {req.state}, "iss": {c.issuer(r)}})
 }
 
@@ -303,22 +303,22 @@ func (c *Core) handleAuthorizationCodeGrant(w http.ResponseWriter, r *http.Reque
 		newOIDCError(http.StatusBadRequest, "invalid_grant", description).write(w)
 	}
 	now := time.Now()
-	c.signIn.mu.Lock()
-	code := c.signIn.codes[form.Get("code")]
+	c.browser.mu.Lock()
+	code := c.browser.codes[form.Get("code")]
 	switch {
 	case code == nil || now.After(code.expires):
-		c.signIn.mu.Unlock()
+		c.browser.mu.Unlock()
 		invalidGrant("grant request is invalid")
 		return
 	case code.used:
 		replayed := code.tokens
-		c.signIn.mu.Unlock()
+		c.browser.mu.Unlock()
 		c.revokeTokens(replayed)
 		invalidGrant("grant request is invalid")
 		return
 	}
 	code.used = true
-	c.signIn.mu.Unlock()
+	c.browser.mu.Unlock()
 
 	switch {
 	case code.req.clientID != clientID:
@@ -339,12 +339,12 @@ func (c *Core) handleAuthorizationCodeGrant(w http.ResponseWriter, r *http.Reque
 	c.tokens[token] = &tokenRecord{subject: code.subject, clientID: clientID, scope: code.req.scope,
 		issuedAt: now, expires: now.Add(userAccessTokenTTL)}
 	c.mu.Unlock()
-	c.signIn.mu.Lock()
+	c.browser.mu.Lock()
 	code.tokens = append(code.tokens, token)
-	if s := c.signIn.sessions[code.sessionID]; s != nil {
+	if s := c.browser.sessions[code.sessionID]; s != nil {
 		s.tokens = append(s.tokens, token)
 	}
-	c.signIn.mu.Unlock()
+	c.browser.mu.Unlock()
 	writeJSON(w, http.StatusOK, ordered{
 		{"access_token", token},
 		{"expires_in", int64(userAccessTokenTTL / time.Second)},
@@ -388,9 +388,9 @@ func (c *Core) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	}
 	xsrf := ""
 	if _, sid := c.currentSession(r); sid != "" {
-		c.signIn.mu.Lock()
-		xsrf = c.signIn.sessions[sid].xsrf
-		c.signIn.mu.Unlock()
+		c.browser.mu.Lock()
+		xsrf = c.browser.sessions[sid].xsrf
+		c.browser.mu.Unlock()
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -414,13 +414,13 @@ func (c *Core) handleEndSessionConfirm(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if _, sid := c.currentSession(r); sid != "" {
-		c.signIn.mu.Lock()
-		s := c.signIn.sessions[sid]
+		c.browser.mu.Lock()
+		s := c.browser.sessions[sid]
 		ok := subtle.ConstantTimeCompare([]byte(s.xsrf), []byte(r.PostForm.Get("xsrf"))) == 1
 		if ok {
-			delete(c.signIn.sessions, sid)
+			delete(c.browser.sessions, sid)
 		}
-		c.signIn.mu.Unlock()
+		c.browser.mu.Unlock()
 		if !ok {
 			c.signInPage(w, http.StatusBadRequest, "The sign-out request was not made by this browser.", nil)
 			return

@@ -152,7 +152,7 @@ type Core struct {
 	messages   map[string][]time.Time // send times by recipient, for the message rate limit
 	sent       []SentCode             // what the mock connectors "sent" (dev only)
 
-	signIn *signInState // interactive sign-in: interactions, codes, browser sessions
+	browser *browserState // interactive sign-in: interactions, codes, browser sessions (authorize.go)
 }
 
 // Stats counts requests so tests can observe caching and coalescing in the gateway.
@@ -181,7 +181,7 @@ func New(cfg Config) *Core {
 		connectors: seedConnectors(),
 		passcodes:  map[string]*passcode{},
 		messages:   map[string][]time.Time{},
-		signIn:     newSignInState(),
+		browser:    newBrowserState(),
 	}
 	key, err := newSigningKey()
 	if err != nil {
