@@ -230,8 +230,11 @@ cmd_run() {
 
   Development core on $url (log: $errlog)
   It is a DEVELOPMENT STAND-IN for Logto, for trying the module locally:
-  in-memory data, no real sign-in. Point ACCOUNT_API_CORE_URL at a real
+  in-memory data, a plain dev sign-in form. Point ACCOUNT_API_CORE_URL at a real
   Logto in production.
+
+  Account page: $api/account
+  Open it in a browser and sign in as demo (or demo@example.com), password $password.
 
   Demo user $user_id, password $password. A user access token:
 

@@ -19,10 +19,12 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
@@ -60,6 +62,9 @@ type Handler struct {
 	endpoint struct{ auth, token, endSession, revocation string }
 	files    map[string]asset // by name under assets/
 	index    *template.Template
+	// version names the assets' content: they are served under Path/assets/<version>/, so a
+	// browser may keep them for good, and a new binary's page is never mixed with old modules.
+	version string
 }
 
 // asset is one embedded file, ready to serve.
@@ -124,6 +129,11 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("page assets: %w", err)
 	}
+	all := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(h.files)) {
+		fmt.Fprintf(all, "%s %s\n", name, h.files[name].etag)
+	}
+	h.version = base64.RawURLEncoding.EncodeToString(all.Sum(nil)[:9])
 	return h, nil
 }
 
@@ -153,23 +163,27 @@ func (h *Handler) Owns(p string) bool {
 }
 
 // ServeHTTP serves the page's HTML at Path, Path/ and Path/callback, and its assets under
-// Path/assets/. Everything else under Path is a 404.
+// Path/assets/<version>/. Everything else under Path is a 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
-	hdr.Set("Content-Security-Policy", h.csp)
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("X-Frame-Options", "DENY")
-	// The callback's URL carries the authorization code: never send it anywhere as a referrer.
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hdr.Set("Cross-Origin-Resource-Policy", "same-origin")
-	hdr.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
 
 	rest := strings.TrimPrefix(r.URL.Path, h.cfg.Path)
-	name, isAsset := strings.CutPrefix(rest, "/assets/")
+	name, isAsset := strings.CutPrefix(rest, "/assets/"+h.version+"/")
 	a, known := h.files[name]
+	isPage := rest == "" || rest == "/" || rest == "/callback"
+	if !isAsset {
+		// The document's policy: the assets are scripts and styles, which a CSP does not govern.
+		hdr.Set("Content-Security-Policy", h.csp)
+		hdr.Set("X-Frame-Options", "DENY")
+		// The callback's URL carries the authorization code: never send it anywhere as a referrer.
+		hdr.Set("Referrer-Policy", "no-referrer")
+		hdr.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hdr.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	}
 	switch {
-	case rest != "" && rest != "/" && rest != "/callback" && !(isAsset && known):
+	case !isPage && !(isAsset && known):
 		http.Error(w, "404 page not found", http.StatusNotFound)
 		return
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
@@ -187,8 +201,8 @@ func (h *Handler) serveAsset(w http.ResponseWriter, r *http.Request, a asset) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", a.contentType)
 	hdr.Set("ETag", a.etag)
-	// Revalidated on every load, so a new binary's page is never mixed with cached modules.
-	hdr.Set("Cache-Control", "no-cache")
+	// The URL names the content (the version), so it never changes.
+	hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
 	hdr.Add("Vary", "Accept-Encoding")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, a.etag) {
 		w.WriteHeader(http.StatusNotModified)
@@ -247,7 +261,8 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := h.index.Execute(&buf, struct{ Base, Config string }{h.cfg.Path, string(raw)}); err != nil {
+	assetBase := h.cfg.Path + "/assets/" + h.version
+	if err := h.index.Execute(&buf, struct{ Assets, Config string }{assetBase, string(raw)}); err != nil {
 		http.Error(w, "500 internal server error", http.StatusInternalServerError)
 		return
 	}

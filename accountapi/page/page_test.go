@@ -98,7 +98,7 @@ func TestIndexCarriesConfigAndStrictHeaders(t *testing.T) {
 		body := rec.Body.String()
 		// No inline script: every <script> has a src, and no element has an event attribute.
 		for _, tag := range regexp.MustCompile(`<script[^>]*>`).FindAllString(body, -1) {
-			if !strings.Contains(tag, `src="/account/assets/`) {
+			if !strings.Contains(tag, `src="/account/assets/`+h.version+`/`) {
 				t.Errorf("inline script %s", tag)
 			}
 		}
@@ -160,10 +160,14 @@ func TestSettingsUnavailable(t *testing.T) {
 
 func TestAssets(t *testing.T) {
 	h := newPage(t, Config{})
-	rec := get(h, http.MethodGet, "/account/assets/app.js", http.Header{"Accept-Encoding": {"br, gzip"}})
+	base := "/account/assets/" + h.version
+	rec := get(h, http.MethodGet, base+"/app.js", http.Header{"Accept-Encoding": {"br, gzip"}})
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/javascript; charset=utf-8" ||
-		rec.Header().Get("Content-Encoding") != "gzip" || rec.Header().Get("Content-Security-Policy") == "" {
+		rec.Header().Get("Content-Encoding") != "gzip" || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("app.js: %d %v", rec.Code, rec.Header())
+	}
+	if cc := rec.Header().Get("Cache-Control"); cc != "public, max-age=31536000, immutable" {
+		t.Fatalf("Cache-Control %q", cc)
 	}
 	zr, err := gzip.NewReader(rec.Body)
 	if err != nil {
@@ -175,22 +179,30 @@ func TestAssets(t *testing.T) {
 		t.Fatal("gzipped app.js differs from the file")
 	}
 	// Without gzip: the file itself. With the ETag: 304.
-	rec = get(h, http.MethodGet, "/account/assets/app.js", http.Header{"Accept-Encoding": {"gzip;q=0"}})
+	rec = get(h, http.MethodGet, base+"/app.js", http.Header{"Accept-Encoding": {"gzip;q=0"}})
 	if rec.Header().Get("Content-Encoding") != "" || !bytes.Equal(rec.Body.Bytes(), want) {
 		t.Fatal("gzip;q=0 still got gzip")
 	}
 	etag := rec.Header().Get("ETag")
-	if rec := get(h, http.MethodGet, "/account/assets/app.js", http.Header{"If-None-Match": {etag}}); rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
+	if rec := get(h, http.MethodGet, base+"/app.js", http.Header{"If-None-Match": {etag}}); rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
 		t.Fatalf("revalidation: %d", rec.Code)
 	}
-	if rec := get(h, http.MethodGet, "/account/assets/style.css", nil); rec.Header().Get("Content-Type") != "text/css; charset=utf-8" {
+	if rec := get(h, http.MethodGet, base+"/style.css", nil); rec.Header().Get("Content-Type") != "text/css; charset=utf-8" {
 		t.Fatalf("style.css: %q", rec.Header().Get("Content-Type"))
+	}
+	// Another version's URL is not this content: 404, never a stale or mixed page.
+	if rec := get(h, http.MethodGet, "/account/assets/old-version/app.js", nil); rec.Code != http.StatusNotFound {
+		t.Fatalf("another version: %d", rec.Code)
+	}
+	if rec := get(h, http.MethodGet, "/account/assets/app.js", nil); rec.Code != http.StatusNotFound {
+		t.Fatalf("unversioned: %d", rec.Code)
 	}
 }
 
 func TestUnknownPathsAndMethods(t *testing.T) {
 	h := newPage(t, Config{})
-	for _, target := range []string{"/account/assets/index.html", "/account/assets/../page.go", "/account/assets/", "/account/other", "/account/assets/vendor"} {
+	v := "/account/assets/" + h.version
+	for _, target := range []string{v + "/index.html", v + "/../page.go", v + "/", "/account/other", v + "/vendor", "/account/callback/x"} {
 		if rec := get(h, http.MethodGet, target, nil); rec.Code != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", target, rec.Code)
 		}

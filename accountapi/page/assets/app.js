@@ -17,10 +17,13 @@ export const editable = (name) => control(name) === 'Edit';
 export const state = { profile: null };
 let openForms = 0;
 
+let statusTimer = 0;
 export function announce(text) {
-  // Cleared first so the same message twice is announced twice.
+  // Cleared first so the same message twice is announced twice; gone after a few seconds.
   status.textContent = '';
+  clearTimeout(statusTimer);
   requestAnimationFrame(() => { status.textContent = text; });
+  statusTimer = setTimeout(() => { status.textContent = ''; }, 5000);
 }
 
 function message(text, ...actions) {
@@ -73,8 +76,8 @@ async function boot() {
   performance.mark('account-page:ready');
   document.body.dataset.state = 'ready';
   // Parts whose routes a server may not have: each hides itself when they are missing.
-  import('./mfa.js').then((m) => m.mount(document.getElementById('mfa')));
-  import('./sessions.js').then((m) => m.mount(document.getElementById('sessions')));
+  if (readable('mfa')) import('./mfa.js').then((m) => m.mount(document.getElementById('mfa')));
+  if (readable('session')) import('./sessions.js').then((m) => m.mount(document.getElementById('sessions')));
 }
 
 function renderWho(profile) {

@@ -1,6 +1,6 @@
 // Sign-in with the identity core: OpenID Connect authorization code with PKCE (RFC 7636, S256)
-// for a public client. The tokens live in this module's memory only: never in persistent or
-// sessionStorage, so a reload signs in again (silently while the core's session lasts).
+// for a public client. The tokens live in this module's memory only, never in web storage, so a
+// reload signs in again (silently while the core's session lasts).
 // sessionStorage holds only the PKCE verifier and state between the redirect and the callback,
 // and a flag that the user signed out.
 

@@ -1,0 +1,306 @@
+// The account page in a real browser: Debian's chromium driven by playwright-core, against the
+// real ./caddy in front of the dev identity core. One user story from sign-in to sign-out, in
+// order; each step leaves a screenshot in tests/browser/output/. Sizes and times are printed,
+// never asserted (the machine is shared).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { start, outputDir, demo, coreUser, passwordMatches, introspect, lastCode, mintToken } from './harness.js';
+
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+let stack;
+let browser;
+let context;
+let page;
+let accessToken = ''; // the page's token, seen on the wire, to check that sign-out ends it
+const problems = []; // console errors, CSP violations and uncaught exceptions
+let shot = 0;
+
+// screenshot saves the page as the user sees it: the whole page, or with a dialog open the
+// viewport (a full-page capture would cut the dialog's backdrop at the viewport's edge).
+async function screenshot(name) {
+  shot += 1;
+  const file = join(outputDir, `${String(shot).padStart(2, '0')}-${name}.png`);
+  const dialog = await page.locator('dialog[open]').count();
+  await page.screenshot({ path: file, fullPage: dialog === 0 });
+  return file;
+}
+
+function watch(p) {
+  // A refused request is logged by the browser itself ("Failed to load resource"): those are the
+  // test's own wrong passwords and codes, and the probes of optional routes.
+  p.on('console', (msg) => {
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) problems.push(`console: ${msg.text()}`);
+  });
+  p.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  p.on('response', async (resp) => {
+    if (resp.url().endsWith('/oidc/token') && resp.request().method() === 'POST') {
+      try { accessToken = (await resp.json()).access_token || accessToken; } catch { /* not JSON */ }
+    }
+  });
+}
+
+async function ready() {
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+}
+
+before(async () => {
+  rmSync(outputDir, { recursive: true, force: true });
+  mkdirSync(outputDir, { recursive: true });
+  stack = await start();
+  // Playwright starts chromium with a new, empty --user-data-dir of its own on every launch.
+  // The flags keep it off the network this machine does not have.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  page = await context.newPage();
+  watch(page);
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+// wire counts the bytes a page receives (CDP encodedDataLength: headers and body as they came
+// over the connection) per request URL, from when it is called until stop().
+async function wire(p) {
+  const cdp = await p.context().newCDPSession(p);
+  await cdp.send('Network.enable');
+  const urls = new Map();
+  const bytes = new Map();
+  cdp.on('Network.requestWillBeSent', (e) => {
+    // A redirect's response ends here: count it under its own URL.
+    if (e.redirectResponse) bytes.set(`${e.requestId}:${e.redirectResponse.url}`, { url: e.redirectResponse.url, n: e.redirectResponse.encodedDataLength || 0 });
+    urls.set(e.requestId, e.request.url);
+  });
+  cdp.on('Network.loadingFinished', (e) => bytes.set(e.requestId, { url: urls.get(e.requestId), n: e.encodedDataLength }));
+  return {
+    stop: async () => {
+      await cdp.detach();
+      return [...bytes.values()];
+    },
+  };
+}
+
+test('signs in with the core (code + PKCE) and shows the account', async () => {
+  const meter = await wire(page);
+  const started = Date.now();
+  const first = await page.goto(`${stack.site}/account`);
+  // The page's own response carries the strict headers.
+  const h = first.headers();
+  assert.match(h['content-security-policy'], /script-src 'self';/);
+  assert.match(h['content-security-policy'], /frame-ancestors 'none'/);
+  assert.doesNotMatch(h['content-security-policy'], /unsafe-inline|unsafe-eval/);
+  assert.equal(h['x-frame-options'], 'DENY');
+  assert.equal(h['referrer-policy'], 'no-referrer');
+
+  // The page sends the browser to the core's sign-in form (same origin, through Caddy).
+  await page.waitForURL(/\/oidc\/auth/);
+  const auth = new URL(page.url());
+  assert.equal(auth.origin, stack.site);
+  assert.equal(auth.searchParams.get('code_challenge_method'), 'S256');
+  assert.equal(auth.searchParams.get('client_id'), 'account-page');
+  assert.equal(auth.searchParams.get('redirect_uri'), `${stack.site}/account/callback`);
+  for (const s of ['openid', 'profile', 'email', 'identities']) assert.ok(auth.searchParams.get('scope').split(' ').includes(s), s);
+  await screenshot('sign-in-form');
+  await page.fill('#identifier', demo.username);
+  await page.fill('#password', demo.password);
+  await page.click('button[type=submit]');
+  await ready();
+  const elapsed = Date.now() - started;
+  const received = await meter.stop();
+  await screenshot('account');
+
+  // The code left the address bar, and no token is in web storage.
+  assert.equal(new URL(page.url()).pathname, '/account');
+  assert.equal(new URL(page.url()).search, '');
+  assert.ok(accessToken, 'the page exchanged a code for a token');
+  const storage = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+  assert.ok(!storage.includes(accessToken), 'the access token is in web storage');
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+
+  assert.equal(await page.textContent('#name-value'), 'Demo User');
+  assert.equal(await page.textContent('#username-value'), demo.username);
+  assert.equal(await page.textContent('#email-value'), demo.email);
+
+  const pageBytes = received.filter((r) => new URL(r.url).pathname.startsWith('/account')).reduce((a, r) => a + r.n, 0);
+  const total = received.reduce((a, r) => a + r.n, 0);
+  console.log(`# first load, signing in: page ${pageBytes} bytes over the wire (HTML, CSS, scripts), ${total} bytes in all ` +
+    `(with the sign-in form, the token exchange and the API), ${received.length} responses, ${elapsed} ms including typing`);
+});
+
+test('a signed-in visit renders the account quickly (measured, not asserted)', async () => {
+  // A fresh browser context with the core's session cookie: an empty cache, a silent sign-in.
+  const fresh = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  await fresh.addCookies(await context.cookies());
+  const p = await fresh.newPage();
+  watch(p);
+  const meter = await wire(p);
+  const started = Date.now();
+  await p.goto(`${stack.site}/account`);
+  await p.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+  const shown = Date.now() - started;
+  const received = await meter.stop();
+  if (process.env.DEBUG_WIRE) for (const r of received) console.log(`#   ${r.n}\t${r.url}`);
+  const inPage = await p.evaluate(() => {
+    const ready = performance.getEntriesByName('account-page:ready')[0];
+    const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    return { ready: Math.round(ready.startTime), fcp: fcp ? Math.round(fcp.startTime) : -1 };
+  });
+  const pageBytes = received.filter((r) => new URL(r.url).pathname.startsWith('/account')).reduce((a, r) => a + r.n, 0);
+  const total = received.reduce((a, r) => a + r.n, 0);
+  console.log(`# first render (signed in at the core, empty cache): account shown ${shown} ms after navigation ` +
+    `(redirect to the core and back, token, API); in the final document: first paint ${inPage.fcp} ms, account rendered ${inPage.ready} ms`);
+  console.log(`# bytes over the wire: page ${pageBytes}, in all ${total} (${received.length} responses)`);
+  assert.equal(await p.textContent('#username-value'), demo.username);
+  await fresh.close();
+});
+
+test('changes the name', async () => {
+  await page.click('#name-edit');
+  const input = page.locator('input[name="name"]');
+  assert.equal(await page.evaluate(() => document.activeElement?.name), 'name', 'focus moves to the field');
+  await input.fill('Ada Lovelace');
+  await screenshot('edit-name');
+  await page.click('#name-save');
+  await page.waitForFunction(() => document.querySelector('#name-value')?.textContent === 'Ada Lovelace');
+  assert.equal((await coreUser(stack.coreURL)).name, 'Ada Lovelace');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'name-edit', 'focus returns to Edit');
+});
+
+test('changes the username after a step-up with the current password', async () => {
+  await page.click('#username-edit');
+  await page.fill('input[name="username"]', 'ada_l');
+  await page.click('#username-save');
+  const dialog = page.locator('dialog[open]');
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), /Confirm it is you/);
+  // A wrong password: Logto's message, in the dialog, and nothing changed.
+  await dialog.locator('input[name="password"]').fill('not-my-password');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.locator('[role=alert]:not(:empty)').waitFor();
+  await screenshot('step-up-wrong-password');
+  assert.equal((await coreUser(stack.coreURL)).username, demo.username);
+
+  await dialog.locator('input[name="password"]').fill(demo.password);
+  await dialog.locator('button[type=submit]').click();
+  await page.waitForFunction(() => document.querySelector('#username-value')?.textContent === 'ada_l');
+  assert.equal((await coreUser(stack.coreURL)).username, 'ada_l');
+});
+
+test('changes the password', async () => {
+  await page.click('#password-change');
+  // The step-up record from the username change is still fresh: straight to the new password.
+  const dialog = page.locator('dialog[open]');
+  await dialog.waitFor();
+  await dialog.locator('input[name="password"]').fill('Another-Passw0rd!');
+  await dialog.locator('input[name="again"]').fill('Another-Passw0rd!');
+  await screenshot('new-password');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.waitFor({ state: 'detached' });
+  await page.waitForFunction(() => document.getElementById('status')?.textContent.includes('password'));
+  assert.ok(await passwordMatches(stack.coreURL, 'Another-Passw0rd!'));
+  assert.ok(!await passwordMatches(stack.coreURL, demo.password));
+});
+
+test('changes the primary email with a verification code', async () => {
+  await page.click('#email-change');
+  const dialog = page.locator('dialog[open]');
+  await dialog.waitFor();
+  await dialog.locator('input[name="value"]').fill('ada@example.com');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.locator('input[name="code"]').waitFor();
+  // A wrong code first: Logto's message shows, the dialog stays.
+  await dialog.locator('input[name="code"]').fill('000000');
+  await dialog.locator('button[type=submit]').click();
+  await dialog.locator('[role=alert]:not(:empty)').waitFor();
+  await screenshot('email-code');
+  await dialog.locator('input[name="code"]').fill(await lastCode(stack.coreURL, 'ada@example.com'));
+  await dialog.locator('button[type=submit]').click();
+  await page.waitForFunction(() => document.querySelector('#email-value')?.textContent === 'ada@example.com');
+  assert.equal((await coreUser(stack.coreURL)).primaryEmail, 'ada@example.com');
+});
+
+test('asks before removing the email, and a cancel keeps it', async () => {
+  await page.click('#email-remove');
+  const dialog = page.locator('dialog[open]');
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), /Remove your email address\?/);
+  await screenshot('confirm-remove-email');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  assert.equal((await coreUser(stack.coreURL)).primaryEmail, 'ada@example.com');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'email-remove', 'focus returns to the button');
+});
+
+test('a read-only field is shown but cannot be edited', async () => {
+  const avatar = page.locator('[data-field="avatar"]');
+  assert.equal(await avatar.count(), 1);
+  assert.match(await avatar.textContent(), /Managed by your administrator/);
+  assert.equal(await avatar.locator('button').count(), 0);
+  assert.equal(await page.locator('input[name="avatar"]').count(), 0);
+});
+
+test('an off field is not shown', async () => {
+  assert.equal(await page.locator('[data-field="phone"]').count(), 0);
+  assert.doesNotMatch(await page.textContent('main'), /Phone/);
+});
+
+test('sections whose routes the server lacks are hidden', async () => {
+  const token = await mintToken(stack.coreURL, 'openid profile identities urn:logto:scope:sessions');
+  for (const [id, route] of [['mfa', '/api/my-account/mfa-verifications'], ['sessions', '/api/my-account/sessions']]) {
+    const resp = await fetch(`${stack.site}${route}`, { headers: { authorization: `Bearer ${token}` } });
+    const hidden = await page.locator(`#${id}`).evaluate((el) => el.hidden);
+    if (resp.status === 404 || resp.status === 501) {
+      assert.ok(hidden, `#${id} shown though ${route} answers ${resp.status}`);
+      console.log(`# ${route} answers ${resp.status}: the ${id} section is hidden`);
+    } else {
+      assert.ok(!hidden, `#${id} hidden though ${route} answers ${resp.status}`);
+    }
+  }
+});
+
+test('is usable at phone width, and every control has a name', async () => {
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.waitForFunction(() => document.getElementById('status').textContent === '', null, { timeout: 10_000 });
+  await screenshot('phone');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at 375px`);
+  const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, input')]
+    .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent.trim()))
+    .map((el) => el.outerHTML));
+  assert.deepEqual(unnamed, []);
+  // Keyboard: the first Tab stops are the sign-out button and then the first Edit button.
+  await page.setViewportSize({ width: 1100, height: 900 });
+  await page.click('#brand'); // moves the sequential focus starting point to the top
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'sign-out');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'name-edit');
+});
+
+test('signs out: the session ends at the core and the token is dead', async () => {
+  const token = accessToken;
+  assert.equal((await introspect(stack.coreURL, token)).active, true);
+  await page.click('#sign-out');
+  await page.waitForURL(`${stack.site}/account`);
+  await page.getByText('You are signed out.').waitFor();
+  await screenshot('signed-out');
+  assert.equal((await introspect(stack.coreURL, token)).active, false);
+  // Signing in again needs the password: the core's session is gone.
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/oidc\/auth/);
+  assert.equal(await page.locator('#password').count(), 1);
+});
+
+test('no console error, CSP violation or uncaught exception on the way', () => {
+  assert.deepEqual(problems, []);
+});
