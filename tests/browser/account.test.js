@@ -29,6 +29,7 @@ async function screenshot(name) {
   return file;
 }
 
+// watch collects the page's problems; the main page's token exchanges are noted in accessToken.
 function watch(p) {
   // A refused request is logged by the browser itself ("Failed to load resource"): those are the
   // test's own wrong passwords and codes, and the probes of optional routes.
@@ -37,7 +38,7 @@ function watch(p) {
   });
   p.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   p.on('response', async (resp) => {
-    if (resp.url().endsWith('/oidc/token') && resp.request().method() === 'POST') {
+    if (p === page && resp.url().endsWith('/oidc/token') && resp.request().method() === 'POST') {
       try { accessToken = (await resp.json()).access_token || accessToken; } catch { /* not JSON */ }
     }
   });
@@ -285,6 +286,49 @@ test('is usable at phone width, and every control has a name', async () => {
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'sign-out');
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'name-edit');
+});
+
+test('renews the access token before it expires', async () => {
+  // Tokens issued now live 62 s: the page renews 60 s before expiry, so at once.
+  const ttl = (seconds) => fetch(`${stack.coreURL}/dev/user-token-ttl`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ seconds }),
+  });
+  const fresh = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  await fresh.addCookies(await context.cookies());
+  const p = await fresh.newPage();
+  watch(p);
+  const tokens = [];
+  p.on('response', async (resp) => {
+    if (resp.url().endsWith('/oidc/token')) tokens.push((await resp.json()).access_token);
+  });
+  // With a refresh token the page uses it; without one (a core that issued none) it signs in
+  // again silently, once no form is open.
+  const renewed = new Promise((resolve) => p.on('request', (req) => {
+    const u = new URL(req.url());
+    if (u.pathname === '/oidc/auth' && u.searchParams.get('prompt') === 'none') resolve('a silent sign-in (prompt=none)');
+    if (u.pathname === '/oidc/token' && (req.postData() || '').includes('grant_type=refresh_token')) resolve('the refresh token');
+  }));
+  try {
+    assert.equal((await ttl(62)).status, 204);
+    await p.goto(`${stack.site}/account`);
+    await p.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+    await ttl(0); // the renewed token lives the usual hour
+    const how = await Promise.race([renewed, new Promise((_, fail) => setTimeout(() => fail(new Error('no renewal within 30 s')), 30_000))]);
+    for (let i = 0; i < 200 && tokens.length < 2; i += 1) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(tokens.length >= 2, `one token, then a renewed one: ${tokens.length}`);
+    // A silent sign-in reloads the page: it is back once the renewed token has loaded the account.
+    await p.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+    assert.notEqual(tokens.at(-1), tokens[0]);
+    // The renewed token works at the API.
+    await p.click('#name-edit');
+    await p.fill('input[name="name"]', 'Ada King');
+    await p.click('#name-save');
+    await p.waitForFunction(() => document.querySelector('#name-value')?.textContent === 'Ada King');
+    console.log(`# the token was renewed before expiry by ${how}`);
+  } finally {
+    await ttl(0);
+    await fresh.close();
+  }
 });
 
 test('signs out: the session ends at the core and the token is dead', async () => {

@@ -26,6 +26,7 @@ import (
 //	POST /oidc/token                 grant_type=authorization_code (public client, PKCE)
 //	GET  /oidc/session/end           RP-initiated logout: a confirmation form that submits itself
 //	POST /oidc/session/end/confirm   ends the session, revokes its tokens, redirects
+//	POST /dev/user-token-ttl         dev only: {"seconds": n} for the access tokens issued next (0: 1h)
 
 // AccountPageAppID is the seeded Single Page application of the account page.
 const AccountPageAppID = "account-page"
@@ -57,6 +58,7 @@ type browserState struct {
 	interactions map[string]*interaction // pending authorization requests by uid
 	codes        map[string]*authCode
 	sessions     map[string]*browserSession
+	tokenTTL     time.Duration // of the access tokens the code grant issues; 0 is userAccessTokenTTL
 }
 
 func newBrowserState() *browserState {
@@ -335,9 +337,15 @@ func (c *Core) handleAuthorizationCodeGrant(w http.ResponseWriter, r *http.Reque
 	// A resource-less request gets an opaque access token for the userinfo endpoint and the
 	// Account API, as Logto issues to SPAs.
 	token := opaqueToken()
+	c.browser.mu.Lock()
+	ttl := c.browser.tokenTTL
+	c.browser.mu.Unlock()
+	if ttl <= 0 {
+		ttl = userAccessTokenTTL
+	}
 	c.mu.Lock()
 	c.tokens[token] = &tokenRecord{subject: code.subject, clientID: clientID, scope: code.req.scope,
-		issuedAt: now, expires: now.Add(userAccessTokenTTL)}
+		issuedAt: now, expires: now.Add(ttl)}
 	c.mu.Unlock()
 	c.browser.mu.Lock()
 	code.tokens = append(code.tokens, token)
@@ -347,10 +355,30 @@ func (c *Core) handleAuthorizationCodeGrant(w http.ResponseWriter, r *http.Reque
 	c.browser.mu.Unlock()
 	writeJSON(w, http.StatusOK, ordered{
 		{"access_token", token},
-		{"expires_in", int64(userAccessTokenTTL / time.Second)},
+		{"expires_in", int64(ttl / time.Second)},
 		{"scope", code.req.scope},
 		{"token_type", "Bearer"},
 	})
+}
+
+// handleDevUserTokenTTL is POST /dev/user-token-ttl {"seconds": n}: the lifetime of the access
+// tokens the code grant issues from now on (0: Logto's hour), so a test can watch a page renew
+// its token without waiting an hour.
+func (c *Core) handleDevUserTokenTTL(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Seconds *int64 `json:"seconds"`
+	}
+	if !decodeDevBody(w, r, &req) {
+		return
+	}
+	if req.Seconds == nil || *req.Seconds < 0 {
+		devInputError(w, "seconds must be a number >= 0")
+		return
+	}
+	c.browser.mu.Lock()
+	c.browser.tokenTTL = time.Duration(*req.Seconds) * time.Second
+	c.browser.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // pkceMatches checks an RFC 7636 S256 code verifier (43 to 128 unreserved characters).

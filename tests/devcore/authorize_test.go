@@ -135,8 +135,17 @@ func TestAuthorizationCodeFlowWithPKCE(t *testing.T) {
 		t.Fatalf("token still active after its code was replayed: %v", in)
 	}
 
+	// The dev knob for renewal tests: the next tokens live as long as asked.
+	if r := tc.do(http.MethodPost, "/dev/user-token-ttl", "", map[string]int{"seconds": 90}); r.status != http.StatusNoContent {
+		t.Fatalf("user-token-ttl: %d %s", r.status, r.body)
+	}
+	_, header, _ := b.send(http.MethodGet, authorizePath(nil), nil)
+	if body := tc.exchange(b.codeFrom(header), verifier).json(t); body["expires_in"] != float64(90) {
+		t.Fatalf("expires_in %v after asking for 90 s", body["expires_in"])
+	}
+
 	// With the session, the next request gets a code at once, also with prompt=none.
-	status, header, _ := b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
+	status, header, _ = b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
 	if status != http.StatusSeeOther {
 		t.Fatalf("silent authorize: %d", status)
 	}

@@ -53,6 +53,7 @@
 //	GET    /dev/stats, POST /dev/stats/reset
 //	POST   /dev/introspection-delay         dev only: {"ms": 200}
 //	POST   /dev/keys/rotate                 dev only: answers {kid}
+//	POST   /dev/user-token-ttl              dev only: {"seconds": n} for the code grant's next tokens
 package devcore
 
 import (
@@ -320,6 +321,7 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("DELETE /dev/connectors/{id}", c.handleDevDeleteConnector)
 	mux.HandleFunc("POST /dev/user-assets", c.handleDevUserAssets)
 	mux.HandleFunc("GET /dev/user-assets/{key...}", c.handleDevGetUserAsset)
+	mux.HandleFunc("POST /dev/user-token-ttl", c.handleDevUserTokenTTL)
 	return mux
 }
 
