@@ -41,7 +41,8 @@ var DefaultScopes = []string{"openid", "offline_access", "profile", "email", "ph
 // Config configures the page.
 type Config struct {
 	// Path is where the page is served, e.g. "/account": the page itself, Path+"/callback" (the
-	// redirect URI to register at the core) and Path+"/assets/".
+	// redirect URI to register at the core), Path+"/social-callback" (the one to register at
+	// social providers) and Path+"/assets/".
 	Path string
 	// ClientID is the core's Single Page application the page signs in with.
 	ClientID string
@@ -162,7 +163,8 @@ func (h *Handler) Owns(p string) bool {
 	return p == h.cfg.Path || strings.HasPrefix(p, h.cfg.Path+"/")
 }
 
-// ServeHTTP serves the page's HTML at Path, Path/ and Path/callback, and its assets under
+// ServeHTTP serves the page's HTML at Path, Path/, Path/callback (the sign-in's redirect URI) and
+// Path/social-callback (the social providers' redirect URI), and its assets under
 // Path/assets/<version>/. Everything else under Path is a 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
@@ -172,7 +174,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, h.cfg.Path)
 	name, isAsset := strings.CutPrefix(rest, "/assets/"+h.version+"/")
 	a, known := h.files[name]
-	isPage := rest == "" || rest == "/" || rest == "/callback"
+	isPage := rest == "" || rest == "/" || rest == "/callback" || rest == "/social-callback"
 	if !isAsset {
 		// The document's policy: the assets are scripts and styles, which a CSP does not govern.
 		hdr.Set("Content-Security-Policy", h.csp)

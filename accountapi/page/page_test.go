@@ -72,7 +72,7 @@ func pageConfigOf(t *testing.T, body string) map[string]any {
 
 func TestIndexCarriesConfigAndStrictHeaders(t *testing.T) {
 	h := newPage(t, Config{})
-	for _, target := range []string{"/account", "/account/", "/account/callback?code=x&state=y"} {
+	for _, target := range []string{"/account", "/account/", "/account/callback?code=x&state=y", "/account/social-callback?code=z"} {
 		rec := get(h, http.MethodGet, target, nil)
 		if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
 			t.Fatalf("%s: %d %q", target, rec.Code, rec.Header().Get("Content-Type"))

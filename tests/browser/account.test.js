@@ -242,6 +242,38 @@ test('asks before removing the email, and a cancel keeps it', async () => {
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'email-remove', 'focus returns to the button');
 });
 
+test('connects a social account through the provider, then disconnects it', async () => {
+  // The dev core's mock social connector sends the browser to http://mock-social/; here that
+  // "provider" signs the user in at once and returns to the page's social callback.
+  await context.route('http://mock-social/**', (route) => {
+    const u = new URL(route.request().url());
+    const back = new URL(u.searchParams.get('redirect_uri'));
+    back.searchParams.set('code', 'browser-test');
+    back.searchParams.set('state', u.searchParams.get('state'));
+    return route.fulfill({ status: 302, headers: { location: back.toString() } });
+  });
+  await page.click('#social-connect-mock-social');
+  // Back on the page, signed in again silently: the page's memory (and the step-up) is gone,
+  // so linking asks who it is.
+  const dialog = page.locator('dialog[open]');
+  await dialog.waitFor({ timeout: 20_000 });
+  assert.equal(new URL(page.url()).pathname, '/account', 'the provider\'s answer left the address bar');
+  await dialog.locator('input[name="password"]').fill('Another-Passw0rd!');
+  await dialog.locator('button[type=submit]').click();
+  await page.locator('[data-field="social-mock-social"]').waitFor();
+  await screenshot('social-connected');
+  assert.deepEqual(Object.keys((await coreUser(stack.coreURL)).identities), ['mock-social']);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('account-page:social')), null, 'the provider\'s answer is dropped once used');
+
+  await page.click('#social-mock-social-disconnect');
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), /Disconnect mock-social-connector\?/);
+  await dialog.getByRole('button', { name: 'Disconnect' }).click();
+  await page.locator('[data-field="social-mock-social"]').waitFor({ state: 'detached' });
+  assert.deepEqual((await coreUser(stack.coreURL)).identities, {});
+  await context.unroute('http://mock-social/**');
+});
+
 test('a read-only field is shown but cannot be edited', async () => {
   const avatar = page.locator('[data-field="avatar"]');
   assert.equal(await avatar.count(), 1);

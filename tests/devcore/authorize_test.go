@@ -244,3 +244,16 @@ func TestEndSessionRevokesTheSessionsTokens(t *testing.T) {
 		t.Fatalf("after sign-out: %q", header.Get("Location"))
 	}
 }
+
+func TestPublicSignInExperienceListsSocialConnectors(t *testing.T) {
+	tc := newTestCore(t)
+	r := tc.do(http.MethodGet, "/api/.well-known/sign-in-exp", "", nil)
+	body := r.json(t)
+	social, _ := body["socialConnectors"].([]any)
+	if r.status != http.StatusOK || len(social) != 1 || body["signInMode"] != "SignInAndRegister" {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if c := social[0].(map[string]any); c["id"] != MockSocialConnectorID || c["target"] != MockSocialTarget {
+		t.Fatalf("connector %v", c)
+	}
+}

@@ -18,6 +18,7 @@
 //	POST   /oidc/token/revocation           RFC 7009; a public client names itself with client_id
 //	GET    /oidc/auth, POST /oidc/auth/{uid}  code flow with PKCE for SPAs, a dev sign-in form (authorize.go)
 //	GET|POST /oidc/session/end              RP-initiated logout (authorize.go)
+//	GET    /api/.well-known/sign-in-exp     public: the sign-in experience and the social connectors
 //	GET    /api/account-center              Management API: M2M JWT with scope "all"
 //	PATCH  /api/account-center
 //	GET    /api/sign-in-exp
@@ -270,6 +271,7 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("POST /oidc/token", c.handleToken)
 	mux.HandleFunc("POST /oidc/token/introspection", c.handleIntrospection)
 	mux.HandleFunc("POST /oidc/token/revocation", c.handleRevocation)
+	mux.HandleFunc("GET /api/.well-known/sign-in-exp", c.handlePublicSignInExp)
 	mux.HandleFunc("GET /oidc/auth", c.handleAuthorize)
 	mux.HandleFunc("POST /oidc/auth/{uid}", c.handleSignInSubmit)
 	mux.HandleFunc("GET /oidc/session/end", c.handleEndSession)

@@ -4,6 +4,7 @@ import { config, start, signIn, signOut, signedOut, whenRedirectIsSafe } from '.
 import { api, ApiError } from './api.js';
 import { h, format, field, replace } from './dom.js';
 import { alertBox, showError, errorText, confirmAction, dialogForm, openDialog, withStepUp, dialogOpen } from './dialogs.js';
+import { connectors, connectorName, startLink, takeProviderAnswer, finishLink } from './social.js';
 import t from './strings.js';
 
 const main = document.getElementById('main');
@@ -14,7 +15,7 @@ export const readable = (name) => control(name) === 'ReadOnly' || control(name) 
 export const editable = (name) => control(name) === 'Edit';
 
 // The account as GET /api/my-account last answered it.
-export const state = { profile: null };
+export const state = { profile: null, connectors: [] };
 let openForms = 0;
 
 let statusTimer = 0;
@@ -36,6 +37,7 @@ async function boot() {
   document.title = t.title;
   document.documentElement.lang = t.lang;
   replace(document.getElementById('loading'), t.loading);
+  takeProviderAnswer();
   let signedIn;
   try {
     signedIn = await start();
@@ -63,7 +65,10 @@ async function boot() {
     return;
   }
   try {
-    state.profile = await api('GET', '/api/my-account');
+    [state.profile, state.connectors] = await Promise.all([
+      api('GET', '/api/my-account'),
+      editable('social') ? connectors() : [],
+    ]);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       message(t.sessionExpired, h('button', { type: 'button', class: 'primary', onclick: () => signIn() }, t.signIn));
@@ -75,6 +80,7 @@ async function boot() {
   render();
   performance.mark('account-page:ready');
   document.body.dataset.state = 'ready';
+  finishLink();
   // Parts whose routes a server may not have: each hides itself when they are missing.
   if (readable('mfa')) import('./mfa.js').then((m) => m.mount(document.getElementById('mfa')));
   if (readable('session')) import('./sessions.js').then((m) => m.mount(document.getElementById('sessions')));
@@ -381,10 +387,12 @@ function socialCard(p) {
   const list = identities.length
     ? h('ul', { class: 'list' }, identities.map(([target, info]) => {
       const who = info?.details?.email || info?.details?.name || info?.userId || '';
+      const known = state.connectors.find((c) => c.target === target);
+      const name = known ? connectorName(known) : target;
       return h('li', { class: 'row', 'data-field': `social-${target}` },
-        h('div', { class: 'row-text' }, h('span', { class: 'row-label' }, target), h('span', { class: 'row-value' }, who)),
-        canEdit && h('div', { class: 'row-actions' }, actionButton(`social-${target}`, t.disconnect, target, async () => {
-          const sure = await confirmAction({ title: format(t.disconnectTitle, { name: target }), body: format(t.disconnectBody, { name: target }), action: t.disconnect });
+        h('div', { class: 'row-text' }, h('span', { class: 'row-label' }, name), h('span', { class: 'row-value' }, who)),
+        canEdit && h('div', { class: 'row-actions' }, actionButton(`social-${target}`, t.disconnect, name, async () => {
+          const sure = await confirmAction({ title: format(t.disconnectTitle, { name }), body: format(t.disconnectBody, { name }), action: t.disconnect });
           if (!sure) return;
           await run(async () => {
             const res = await withStepUp(state.profile, (id) => api('DELETE', `/api/my-account/identities/${encodeURIComponent(target)}`, { verificationId: id }));
@@ -393,7 +401,12 @@ function socialCard(p) {
         }, 'danger')));
     }))
     : h('p', { class: 'empty' }, t.noIdentities);
-  return card('social', t.socialHeading, list, !canEdit && h('p', { class: 'hint' }, t.readOnlyHint));
+  const linkable = canEdit ? state.connectors.filter((c) => !(c.target in (p.identities || {}))) : [];
+  return card('social', t.socialHeading, list,
+    linkable.length ? h('div', { class: 'actions' }, linkable.map((c) => h('button', {
+      type: 'button', id: `social-connect-${c.target}`, onclick: () => run(() => startLink(c)),
+    }, format(t.connect, { name: connectorName(c) })))) : null,
+    !canEdit && h('p', { class: 'hint' }, t.readOnlyHint));
 }
 
 boot();

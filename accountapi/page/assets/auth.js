@@ -2,7 +2,8 @@
 // for a public client. The tokens live in this module's memory only, never in web storage, so a
 // reload signs in again (silently while the core's session lasts).
 // sessionStorage holds only the PKCE verifier and state between the redirect and the callback,
-// and a flag that the user signed out.
+// a flag that the user signed out, and (social.js) a social provider's one-time answer until
+// the user is signed in again to link it.
 
 const config = JSON.parse(document.querySelector('meta[name="account-page-config"]').content);
 export { config };

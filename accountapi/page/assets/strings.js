@@ -77,6 +77,7 @@ export default {
   disconnectTitle: 'Disconnect {name}?',
   disconnectBody: 'You will no longer be able to sign in with this {name} account.',
   socialLinked: 'The account is connected.',
+  socialStateMismatch: 'The answer from the provider does not belong to this request. Try connecting again.',
 
   mfaHeading: 'Two-step verification',
   mfaIntro: 'A second step when you sign in keeps your account safe even if your password leaks.',
