@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { start, outputDir, demo, coreUser, passwordMatches, introspect, lastCode, mintToken } from './harness.js';
+import { start, outputDir, demo, coreUser, passwordMatches, introspect, lastCode, mintToken, totp } from './harness.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
@@ -287,17 +287,56 @@ test('an off field is not shown', async () => {
   assert.doesNotMatch(await page.textContent('main'), /Phone/);
 });
 
-test('sections whose routes the server lacks are hidden', async () => {
+// answerStepUp confirms with the password when the page asks (a fresh step-up record is reused
+// without asking), then waits for what comes next.
+async function answerStepUp(next) {
+  const asked = page.locator('dialog[open] input[name="password"][autocomplete="current-password"]');
+  await Promise.race([asked.waitFor(), page.locator(next).waitFor()]);
+  if (await asked.count()) {
+    await asked.fill('Another-Passw0rd!');
+    await page.locator('dialog[open] button[type=submit]').click();
+    await page.locator(next).waitFor();
+  }
+}
+
+test('two-step verification and devices, where the server has their routes', async () => {
   const token = await mintToken(stack.coreURL, 'openid profile identities urn:logto:scope:sessions');
-  for (const [id, route] of [['mfa', '/api/my-account/mfa-verifications'], ['sessions', '/api/my-account/sessions']]) {
-    const resp = await fetch(`${stack.site}${route}`, { headers: { authorization: `Bearer ${token}` } });
-    const hidden = await page.locator(`#${id}`).evaluate((el) => el.hidden);
-    if (resp.status === 404 || resp.status === 501) {
-      assert.ok(hidden, `#${id} shown though ${route} answers ${resp.status}`);
-      console.log(`# ${route} answers ${resp.status}: the ${id} section is hidden`);
-    } else {
-      assert.ok(!hidden, `#${id} hidden though ${route} answers ${resp.status}`);
-    }
+  const status = async (route) => (await fetch(`${stack.site}${route}`, { headers: { authorization: `Bearer ${token}` } })).status;
+  const missing = (code) => code === 404 || code === 501;
+
+  const mfa = await status('/api/my-account/mfa-verifications');
+  if (missing(mfa)) {
+    assert.ok(await page.locator('#mfa').evaluate((el) => el.hidden), `MFA shown though its route answers ${mfa}`);
+    console.log(`# /api/my-account/mfa-verifications answers ${mfa}: the two-step verification section is hidden`);
+  } else {
+    await page.locator('#mfa:not([hidden])').waitFor();
+    await page.click('#mfa-add-totp');
+    await answerStepUp('#totp-qr');
+    await screenshot('mfa-totp-qr');
+    const secret = (await page.textContent('#totp-secret')).replace(/\s/g, '');
+    await page.fill('dialog[open] input[name="code"]', totp(secret));
+    await page.click('dialog[open] button[type=submit]');
+    await page.locator('dialog[open]').waitFor({ state: 'detached' });
+    await page.locator('#mfa', { hasText: 'Authenticator app' }).waitFor();
+    // Backup codes, beside the app: shown once, then active.
+    await page.click('#mfa-add-backup');
+    await answerStepUp('#backup-codes');
+    assert.equal(await page.locator('#backup-codes li').count(), 10);
+    await page.click('dialog[open] button[type=submit]');
+    await page.locator('#mfa', { hasText: 'Backup codes' }).waitFor();
+    await screenshot('mfa-factors');
+  }
+
+  const sessions = await status('/api/my-account/sessions');
+  if (missing(sessions)) {
+    assert.ok(await page.locator('#sessions').evaluate((el) => el.hidden), `sessions shown though the route answers ${sessions}`);
+    console.log(`# /api/my-account/sessions answers ${sessions}: the devices section is hidden`);
+  } else {
+    await page.locator('#sessions:not([hidden])').waitFor();
+    await page.click('#sessions-show');
+    await answerStepUp('#sessions-list li');
+    await page.locator('#sessions-list', { hasText: 'This device' }).waitFor();
+    await screenshot('sessions');
   }
 });
 

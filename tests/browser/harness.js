@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { createHmac } from 'node:crypto';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const outputDir = join(root, 'tests/browser/output');
@@ -191,4 +192,19 @@ export async function mintToken(coreURL, scope) {
     body: JSON.stringify({ userId: demo.id, scope }),
   });
   return (await resp.json()).access_token;
+}
+
+// totp is the current RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret, as an
+// authenticator app computes it.
+export function totp(secret, now = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of secret.replace(/[\s=]/g, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const key = Buffer.alloc(Math.floor(bits.length / 8));
+  for (let i = 0; i < key.length; i += 1) key[i] = parseInt(bits.slice(i * 8, i * 8 + 8), 2);
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(now / 30_000)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
 }
