@@ -301,12 +301,12 @@ ensure_redis() {
 }
 
 # ensure_browser_tests installs what the account page's browser tests need: Debian's chromium
-# (playwright-core drives it; it never downloads a browser of its own), Node.js, and the
-# pinned playwright-core from tests/browser/package-lock.json.
+# (playwright-core drives it; it never downloads a browser of its own) and zbarimg, Node.js,
+# and the pinned playwright-core from tests/browser/package-lock.json.
 ensure_browser_tests() {
-	if [[ ! -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ]]; then
-		log "installing chromium (apt)"
-		apt_install chromium
+	if [[ ! -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ]] || ! command -v zbarimg >/dev/null 2>&1; then
+		log "installing chromium and zbar-tools (apt; zbarimg reads the page's QR code back)"
+		apt_install chromium zbar-tools
 	fi
 	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 		log "installing nodejs and npm (apt)"

@@ -1,15 +1,12 @@
 // The account page in a real browser: Debian's chromium driven by playwright-core, against the
 // real ./caddy in front of the dev identity core. One user story from sign-in to sign-out, in
-// order; each step leaves a screenshot in tests/browser/output/. Sizes and times are printed,
+// order; each step leaves a screenshot in tests/browser/output/account/. Sizes and times are printed,
 // never asserted (the machine is shared).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { start, outputDir, demo, coreUser, passwordMatches, introspect, lastCode, mintToken, totp } from './harness.js';
-
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+import { start, outputDir, demo, coreUser, passwordMatches, introspect, lastCode, mintToken, totp, launchBrowser } from './harness.js';
 
 let stack;
 let browser;
@@ -17,13 +14,14 @@ let context;
 let page;
 let accessToken = ''; // the page's token, seen on the wire, to check that sign-out ends it
 const problems = []; // console errors, CSP violations and uncaught exceptions
+const shots = join(outputDir, 'account');
 let shot = 0;
 
 // screenshot saves the page as the user sees it: the whole page, or with a dialog open the
 // viewport (a full-page capture would cut the dialog's backdrop at the viewport's edge).
 async function screenshot(name) {
   shot += 1;
-  const file = join(outputDir, `${String(shot).padStart(2, '0')}-${name}.png`);
+  const file = join(shots, `${String(shot).padStart(2, '0')}-${name}.png`);
   const dialog = await page.locator('dialog[open]').count();
   await page.screenshot({ path: file, fullPage: dialog === 0 });
   return file;
@@ -49,17 +47,10 @@ async function ready() {
 }
 
 before(async () => {
-  rmSync(outputDir, { recursive: true, force: true });
-  mkdirSync(outputDir, { recursive: true });
+  rmSync(shots, { recursive: true, force: true });
+  mkdirSync(shots, { recursive: true });
   stack = await start();
-  // Playwright starts chromium with a new, empty --user-data-dir of its own on every launch.
-  // The flags keep it off the network this machine does not have.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   page = await context.newPage();
   watch(page);

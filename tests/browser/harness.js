@@ -9,6 +9,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { createHmac } from 'node:crypto';
+import { chromium } from 'playwright-core';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const outputDir = join(root, 'tests/browser/output');
@@ -207,4 +208,25 @@ export function totp(secret, now = Date.now()) {
   const mac = createHmac('sha1', key).update(counter).digest();
   const offset = mac[mac.length - 1] & 0xf;
   return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+// launchBrowser starts Debian's chromium headless. Playwright gives every launch a new, empty
+// --user-data-dir; the flags keep chromium off the network this machine does not have.
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+// signIn opens the account page and signs in on the dev core's form.
+export async function signIn(page, site, { username = demo.username, password = demo.password } = {}) {
+  await page.goto(`${site}/account`);
+  await page.waitForURL(/\/oidc\/auth/);
+  await page.fill('#identifier', username);
+  await page.fill('#password', password);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
 }
