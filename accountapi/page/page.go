@@ -60,6 +60,7 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	csp      string
+	issuer   string // "" when it is the page's own origin + "/oidc"
 	endpoint struct{ auth, token, endSession, revocation string }
 	files    map[string]asset // by name under assets/
 	index    *template.Template
@@ -101,13 +102,14 @@ func New(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("page issuer %q must be an absolute http(s) URL", cfg.Issuer)
 		}
 		connect += " " + u.Scheme + "://" + u.Host
+		h.issuer = issuer
 	}
 	h.endpoint.auth, h.endpoint.token = issuer+"/auth", issuer+"/token"
 	h.endpoint.endSession, h.endpoint.revocation = issuer+"/session/end", issuer+"/token/revocation"
 	// No inline script or style, no plugins, no framing, no <base>, forms only by script, and
 	// no string reaches a DOM sink that could run it (Trusted Types with no policy). Avatars
 	// are images at any https URL.
-	h.csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; " +
+	h.csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; " +
 		"connect-src " + connect + "; form-action 'none'; frame-ancestors 'none'; base-uri 'none'; " +
 		"require-trusted-types-for 'script'; trusted-types 'none'"
 
@@ -234,6 +236,7 @@ func acceptsGzip(r *http.Request) bool {
 // pageConfig is what the page's script reads from the meta element.
 type pageConfig struct {
 	Base               string                  `json:"base"`
+	Issuer             string                  `json:"issuer,omitempty"` // absent: the page's origin + "/oidc"
 	ClientID           string                  `json:"clientId"`
 	Scopes             string                  `json:"scopes"`
 	AuthorizationURL   string                  `json:"authorizationEndpoint"`
@@ -248,7 +251,7 @@ type pageConfig struct {
 // settings are cached by their source, so this costs no call to the core on most loads).
 func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
 	cfg := pageConfig{
-		Base: h.cfg.Path, ClientID: h.cfg.ClientID, Scopes: strings.Join(h.cfg.Scopes, " "),
+		Base: h.cfg.Path, Issuer: h.issuer, ClientID: h.cfg.ClientID, Scopes: strings.Join(h.cfg.Scopes, " "),
 		AuthorizationURL: h.endpoint.auth, TokenURL: h.endpoint.token,
 		EndSessionURL: h.endpoint.endSession, RevocationURL: h.endpoint.revocation,
 	}

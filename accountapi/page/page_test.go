@@ -110,6 +110,9 @@ func TestIndexCarriesConfigAndStrictHeaders(t *testing.T) {
 			cfg["tokenEndpoint"] != "/oidc/token" || cfg["endSessionEndpoint"] != "/oidc/session/end" {
 			t.Errorf("config %v", cfg)
 		}
+		if _, set := cfg["issuer"]; set {
+			t.Errorf("issuer %v set for a same-origin core", cfg["issuer"])
+		}
 		if !strings.Contains(cfg["scopes"].(string), "openid") {
 			t.Errorf("scopes %v", cfg["scopes"])
 		}
@@ -135,7 +138,7 @@ func TestIssuerElsewhere(t *testing.T) {
 	h := newPage(t, Config{Issuer: "https://auth.example.com/oidc/"})
 	rec := get(h, http.MethodGet, "/account", nil)
 	cfg := pageConfigOf(t, rec.Body.String())
-	if cfg["tokenEndpoint"] != "https://auth.example.com/oidc/token" {
+	if cfg["tokenEndpoint"] != "https://auth.example.com/oidc/token" || cfg["issuer"] != "https://auth.example.com/oidc" {
 		t.Fatalf("token endpoint %v", cfg["tokenEndpoint"])
 	}
 	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' https://auth.example.com;") {

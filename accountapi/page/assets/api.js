@@ -34,6 +34,10 @@ export async function api(method, path, { body, verificationId } = {}) {
   if (text) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
-  if (!resp.ok) throw new ApiError(resp.status, data?.code, data?.message);
+  if (!resp.ok) {
+    // The token is no longer good (revoked, or its session ended elsewhere): the page says so.
+    if (resp.status === 401 && data?.code === 'auth.unauthorized') dispatchEvent(new Event('account-page:signed-out'));
+    throw new ApiError(resp.status, data?.code, data?.message);
+  }
   return data;
 }

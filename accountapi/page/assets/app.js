@@ -55,6 +55,10 @@ async function boot() {
     return;
   }
   whenRedirectIsSafe(() => !dialogOpen() && openForms === 0);
+  addEventListener('account-page:signed-out', () => {
+    document.querySelectorAll('dialog[open]').forEach((d) => d.close());
+    message(t.sessionExpired, h('button', { type: 'button', class: 'primary', onclick: () => signIn() }, t.signIn));
+  });
   if (!config.accountCenter) {
     message(t.settingsUnavailable, h('button', { type: 'button', onclick: () => location.reload() }, t.tryAgain));
     return;
@@ -70,9 +74,8 @@ async function boot() {
       editable('social') ? connectors() : [],
     ]);
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      message(t.sessionExpired, h('button', { type: 'button', class: 'primary', onclick: () => signIn() }, t.signIn));
-    } else {
+    // An unauthorized token is answered by the signed-out listener above.
+    if (!(err instanceof ApiError && err.status === 401 && err.code === 'auth.unauthorized')) {
       message(errorText(err), h('button', { type: 'button', onclick: () => location.reload() }, t.tryAgain));
     }
     return;

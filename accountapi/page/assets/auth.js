@@ -70,6 +70,9 @@ export async function start() {
     // The code leaves the address bar and the history at once.
     history.replaceState(null, '', config.base + (pending?.hash || ''));
     if (!pending || params.get('state') !== pending.state) throw new SignInError('state mismatch');
+    // RFC 9207: the answer must come from our issuer (no mix-up with another one).
+    const issuer = config.issuer || `${location.origin}/oidc`;
+    if (params.has('iss') && params.get('iss') !== issuer) throw new SignInError('issuer mismatch');
     if (params.get('error')) {
       // A silent renewal that needs the user falls back to the sign-in form.
       if (pending.prompt === 'none' && params.get('error') === 'login_required') {
