@@ -36,6 +36,7 @@ function message(text, ...actions) {
 async function boot() {
   document.title = t.title;
   document.documentElement.lang = t.lang;
+  replace(document.getElementById('brand'), t.title);
   replace(document.getElementById('loading'), t.loading);
   takeProviderAnswer();
   let signedIn;
