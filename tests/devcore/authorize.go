@@ -27,6 +27,7 @@ import (
 //	GET  /oidc/session/end           RP-initiated logout: a confirmation form that submits itself
 //	POST /oidc/session/end/confirm   ends the session, revokes its tokens, redirects
 //	POST /dev/user-token-ttl         dev only: {"seconds": n} for the access tokens issued next (0: 1h)
+//	GET  /dev/mock-social            dev only: the mock social provider's page (Config.MockSocialAuthorizeURL)
 
 // AccountPageAppID is the seeded Single Page application of the account page.
 const AccountPageAppID = "account-page"
@@ -462,6 +463,39 @@ func (c *Core) handleEndSessionConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	redirectWith(w, r, target, url.Values{"state": {r.PostForm.Get("state")}})
 }
+
+// handleDevMockSocial plays the mock social provider: a page that sends the browser back to
+// redirect_uri with the state and a code, and the user id the person chose, which is what the
+// mock connector makes a social identity of (messaging.go).
+func (c *Core) handleDevMockSocial(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	back, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || (back.Scheme != "http" && back.Scheme != "https") || back.Host == "" {
+		c.signInPage(w, http.StatusBadRequest, "The redirect_uri must be an absolute http(s) URL.", nil)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	_ = mockSocialTemplate.Execute(w, struct{ Action, State, Code string }{back.String(), q.Get("state"), randomString(idAlphabet, 12)})
+}
+
+var mockSocialTemplate = template.Must(template.New("mock-social").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Mock social provider (dev core)</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a}
+label{display:block;margin-top:1rem;font-weight:600}input{width:100%;box-sizing:border-box;padding:.5rem;font:inherit;border:1px solid #555;border-radius:4px}
+button{margin-top:1.5rem;padding:.6rem 1.2rem;font:inherit;background:#4b2fc9;color:#fff;border:0;border-radius:4px}</style></head>
+<body><main><h1>Mock social provider</h1>
+<p>The dev core's stand-in for a social sign-in (Google, GitHub, …): continuing links this account.</p>
+<form method="get" action="{{.Action}}">
+<input type="hidden" name="state" value="{{.State}}">
+<input type="hidden" name="code" value="{{.Code}}">
+<label for="userId">Social account id</label>
+<input id="userId" name="userId" value="social-{{.Code}}" required>
+<button type="submit">Continue</button>
+</form></main></body></html>
+`))
 
 // signInForm fills the sign-in template's form.
 type signInForm struct {

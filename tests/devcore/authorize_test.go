@@ -257,3 +257,18 @@ func TestPublicSignInExperienceListsSocialConnectors(t *testing.T) {
 		t.Fatalf("connector %v", c)
 	}
 }
+
+func TestDevMockSocialPage(t *testing.T) {
+	tc := newTestCore(t)
+	b := newBrowser(tc)
+	for _, bad := range []string{"javascript:alert(1)", "/relative", ""} {
+		if status, _, _ := b.send(http.MethodGet, "/dev/mock-social?redirect_uri="+url.QueryEscape(bad), nil); status != http.StatusBadRequest {
+			t.Errorf("redirect_uri %q: %d", bad, status)
+		}
+	}
+	status, _, page := b.send(http.MethodGet, "/dev/mock-social?state=s1&redirect_uri="+url.QueryEscape("http://127.0.0.1:8080/account/social-callback"), nil)
+	if status != http.StatusOK || !strings.Contains(page, `action="http://127.0.0.1:8080/account/social-callback"`) ||
+		!strings.Contains(page, `name="state" value="s1"`) {
+		t.Fatalf("%d %s", status, page)
+	}
+}

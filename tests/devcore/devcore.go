@@ -55,6 +55,7 @@
 //	POST   /dev/introspection-delay         dev only: {"ms": 200}
 //	POST   /dev/keys/rotate                 dev only: answers {kid}
 //	POST   /dev/user-token-ttl              dev only: {"seconds": n} for the code grant's next tokens
+//	GET    /dev/mock-social                 dev only: the mock social provider's sign-in page
 package devcore
 
 import (
@@ -109,6 +110,10 @@ type Config struct {
 	// a redirect URI and u as a post-logout redirect URI of the AccountPageAppID application.
 	// Default: DefaultAccountPageURLs.
 	AccountPageURLs []string
+	// MockSocialAuthorizeURL is where the mock social connector sends the browser. Default:
+	// "http://mock-social/", as Logto's mock connector does. A path ("/dev/mock-social") is on
+	// this core: a dev page that plays the provider, so a person can link an account.
+	MockSocialAuthorizeURL string
 }
 
 func (c Config) withDefaults() Config {
@@ -123,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if len(c.AccountPageURLs) == 0 {
 		c.AccountPageURLs = DefaultAccountPageURLs
+	}
+	if c.MockSocialAuthorizeURL == "" {
+		c.MockSocialAuthorizeURL = mockSocialAuthorize
 	}
 	return c
 }
@@ -324,6 +332,7 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("POST /dev/user-assets", c.handleDevUserAssets)
 	mux.HandleFunc("GET /dev/user-assets/{key...}", c.handleDevGetUserAsset)
 	mux.HandleFunc("POST /dev/user-token-ttl", c.handleDevUserTokenTTL)
+	mux.HandleFunc("GET /dev/mock-social", c.handleDevMockSocial)
 	return mux
 }
 

@@ -54,7 +54,10 @@ Flags:
 	if err != nil {
 		log.Fatal(err)
 	}
-	core := devcore.New(devcore.Config{ClientID: *clientID, ClientSecret: *clientSecret, AccountPageURLs: pageURLs})
+	// The mock social connector sends browsers to the core's own dev page, so linking a social
+	// account works on the account page.
+	core := devcore.New(devcore.Config{ClientID: *clientID, ClientSecret: *clientSecret, AccountPageURLs: pageURLs,
+		MockSocialAuthorizeURL: "/dev/mock-social"})
 	srv, err := core.Start(addr)
 	if err != nil {
 		log.Fatal(err)
