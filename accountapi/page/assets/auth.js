@@ -12,7 +12,7 @@ const RENEW_BEFORE_MS = 60_000;
 const PENDING = 'account-page:pending';
 const SIGNED_OUT = 'account-page:signed-out';
 
-let tokens = null; // {accessToken, refreshToken, expiresAt, scopes:Set}
+let tokens = null; // {accessToken, refreshToken, idToken, expiresAt, scopes:Set}
 let renewTimer = 0;
 let renewing = null;
 let canRedirect = () => true; // the app says when a redirect would lose nothing
@@ -112,6 +112,7 @@ async function tokenRequest(form) {
     accessToken: body.access_token,
     // With rotation the new refresh token replaces the old one; without one in the answer, keep it.
     refreshToken: body.refresh_token || tokens?.refreshToken || '',
+    idToken: body.id_token || tokens?.idToken || '',
     expiresAt: started + (Number(body.expires_in) || 3600) * 1000,
     scopes: new Set(String(body.scope || config.scopes).split(' ')),
   };
@@ -163,6 +164,7 @@ export function hasScope(scope) {
 // which sends the browser back to the page.
 export async function signOut() {
   const refresh = tokens?.refreshToken;
+  const idToken = tokens?.idToken;
   tokens = null;
   clearTimeout(renewTimer);
   sessionStorage.setItem(SIGNED_OUT, '1');
@@ -175,5 +177,8 @@ export async function signOut() {
     }).catch(() => {});
   }
   const q = new URLSearchParams({ client_id: config.clientId, post_logout_redirect_uri: pageURL() });
+  // The hint names the user to the core, and lets the module drop its cached answers about the
+  // user's tokens as the sign-out passes through.
+  if (idToken) q.set('id_token_hint', idToken);
   location.assign(`${config.endSessionEndpoint}?${q}`);
 }
