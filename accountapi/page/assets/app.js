@@ -311,6 +311,7 @@ export async function run(fn) {
     await fn();
   } catch (err) {
     replace(box, errorText(err));
+    box.scrollIntoView({ block: 'nearest' });
   }
 }
 
