@@ -259,6 +259,29 @@ test('connects a social account through the provider, then disconnects it', asyn
   assert.deepEqual((await coreUser(stack.coreURL)).identities, {});
 });
 
+test('a step-up can be a code to the primary email instead of the password', async () => {
+  // A new tab: the page's memory, and with it the last step-up, starts empty.
+  const tab = await context.newPage();
+  watch(tab);
+  try {
+    await tab.goto(`${stack.site}/account`);
+    await tab.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+    await tab.click('#username-edit');
+    await tab.fill('input[name="username"]', 'ada_coded');
+    await tab.click('#username-save');
+    const dialog = tab.locator('dialog[open]');
+    await dialog.getByRole('button', { name: 'Send a code to ada@example.com' }).click();
+    await dialog.getByRole('button', { name: 'Send code' }).click();
+    await dialog.locator('input[name="code"]').waitFor();
+    await dialog.locator('input[name="code"]').fill(await lastCode(stack.coreURL, 'ada@example.com'));
+    await dialog.locator('button[type=submit]').click();
+    await tab.waitForFunction(() => document.querySelector('#username-value')?.textContent === 'ada_coded');
+    assert.equal((await coreUser(stack.coreURL)).username, 'ada_coded');
+  } finally {
+    await tab.close();
+  }
+});
+
 test('a read-only field is shown but cannot be edited', async () => {
   const avatar = page.locator('[data-field="avatar"]');
   assert.equal(await avatar.count(), 1);
