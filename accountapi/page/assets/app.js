@@ -8,9 +8,9 @@ import { connectors, connectorName, startLink, takeProviderAnswer, finishLink } 
 import t from './strings.js';
 
 const main = document.getElementById('main');
-const status = document.getElementById('status');
+const statusLine = document.getElementById('status');
 const fields = config.accountCenter?.fields || {};
-export const control = (name) => fields[name] || 'Off';
+const control = (name) => fields[name] || 'Off';
 export const readable = (name) => control(name) === 'ReadOnly' || control(name) === 'Edit';
 export const editable = (name) => control(name) === 'Edit';
 
@@ -21,10 +21,10 @@ let openForms = 0;
 let statusTimer = 0;
 export function announce(text) {
   // Cleared first so the same message twice is announced twice; gone after a few seconds.
-  status.textContent = '';
+  statusLine.textContent = '';
   clearTimeout(statusTimer);
-  requestAnimationFrame(() => { status.textContent = text; });
-  statusTimer = setTimeout(() => { status.textContent = ''; }, 5000);
+  requestAnimationFrame(() => { statusLine.textContent = text; });
+  statusTimer = setTimeout(() => { statusLine.textContent = ''; }, 5000);
 }
 
 function message(text, ...actions) {
@@ -128,11 +128,11 @@ export function rerender(profile) {
 }
 
 // card is a section with a heading.
-export function card(id, heading, ...children) {
+function card(id, heading, ...children) {
   return h('section', { id, class: 'card', 'aria-labelledby': `${id}-h` }, h('h2', { id: `${id}-h` }, heading), children);
 }
 
-// row shows one value; edit (when given) opens an inline form in its place.
+// row shows one value, with its action buttons (Edit, Change, Remove, ...) at the end.
 export function row({ name, label, value, empty = t.notSet, readOnly, actions = [] }) {
   return h('div', { class: 'row', 'data-field': name },
     h('div', { class: 'row-text' },
