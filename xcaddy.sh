@@ -360,13 +360,9 @@ cmd_test() {
 	log "go test ./..."
 	go test -count=1 -timeout 20m ./... "$@"
 
-	# Only the plain run: extra arguments (e.g. -run X) mean a developer is focusing on Go tests.
-	if (($# == 0)); then
-		browser_tests
-	fi
-
 	# Only the plain run: extra arguments (e.g. -run X) mean a developer is focusing.
 	if (($# == 0)); then
+		browser_tests
 		cmd_fuzz
 	fi
 }
