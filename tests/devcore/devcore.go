@@ -114,6 +114,10 @@ type Config struct {
 	// "http://mock-social/", as Logto's mock connector does. A path ("/dev/mock-social") is on
 	// this core: a dev page that plays the provider, so a person can link an account.
 	MockSocialAuthorizeURL string
+	// MfaFactors are the sign-in experience's MFA factors (mfa.factors, e.g. "Totp",
+	// "BackupCode") at start. Empty: none, Logto's default (exchange 42), so the Account API's
+	// MFA routes refuse to bind until a test enables factors.
+	MfaFactors []string
 }
 
 func (c Config) withDefaults() Config {

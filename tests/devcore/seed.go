@@ -68,6 +68,13 @@ func (c *Core) seed() {
 		panic("devcore: bad seed sign-in experience: " + err.Error())
 	}
 	c.signInExp = sie
+	if len(c.cfg.MfaFactors) > 0 {
+		mfa, err := json.Marshal(ordered{{"factors", c.cfg.MfaFactors}, {"policy", "PromptAtSignInAndSignUp"}})
+		if err != nil {
+			panic(err)
+		}
+		c.signInExp = c.signInExp.set("mfa", json.RawMessage(mfa))
+	}
 }
 
 // seedSignInExperience is exchange 42 (Logto 1.42 defaults) with the recording's test-run

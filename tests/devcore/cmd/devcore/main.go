@@ -33,6 +33,8 @@ func main() {
 		pageURLs = append(pageURLs, strings.TrimRight(s, "/"))
 		return nil
 	})
+	// The quickstart shows the whole Account API, two-step verification included.
+	mfaFactors := flag.String("mfa-factors", "Totp,BackupCode", "the sign-in experience's MFA factors, comma-separated (empty: none, Logto's default)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage: devcore [flags]
 
@@ -57,7 +59,7 @@ Flags:
 	// The mock social connector sends browsers to the core's own dev page, so linking a social
 	// account works on the account page.
 	core := devcore.New(devcore.Config{ClientID: *clientID, ClientSecret: *clientSecret, AccountPageURLs: pageURLs,
-		MockSocialAuthorizeURL: "/dev/mock-social"})
+		MockSocialAuthorizeURL: "/dev/mock-social", MfaFactors: splitList(*mfaFactors)})
 	srv, err := core.Start(addr)
 	if err != nil {
 		log.Fatal(err)
@@ -81,4 +83,15 @@ Flags:
 	if err := srv.Close(); err != nil {
 		log.Print(err)
 	}
+}
+
+// splitList is a comma-separated flag's items, without blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
