@@ -312,6 +312,7 @@ test('two-step verification and devices, where the server has their routes', asy
   const status = async (route) => (await fetch(`${stack.site}${route}`, { headers: { authorization: `Bearer ${token}` } })).status;
   const missing = (code) => code === 404 || code === 501;
 
+  await page.waitForSelector('body[data-parts="ready"]');
   const mfa = await status('/api/my-account/mfa-verifications');
   if (missing(mfa)) {
     assert.ok(await page.locator('#mfa').evaluate((el) => el.hidden), `MFA shown though its route answers ${mfa}`);

@@ -1,84 +1,76 @@
-// The page's two-step verification and devices parts, in chromium, against Logto's documented
-// Account API (logto-user-api.openapi.json) for the MFA and sessions routes: the browser answers
-// those routes itself, from the documented shapes, until the module serves them (account.test.js
-// drives them through the real module when it does). Everything else, sign-in, the step-up and
-// the account, is the real ./caddy and dev core. Screenshots in tests/browser/output/mfa-sessions/.
+// The page's two-step verification and devices parts, in chromium, against the real ./caddy and
+// dev core: sign-in, the step-up, and every MFA call go through the module to the core (the
+// Management API), and the core's records are checked after each step. The devices part uses the
+// module's sessions routes where it has them; a server without them gets Logto's documented
+// answers (logto-user-api.openapi.json) from the browser itself. Screenshots in
+// tests/browser/output/mfa-sessions/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { start, outputDir, launchBrowser, signIn, totp } from './harness.js';
+import { start, outputDir, launchBrowser, signIn, totp, demo, managementToken, mintToken } from './harness.js';
 
 const shots = join(outputDir, 'mfa-sessions');
 let stack;
 let browser;
 let page;
 const problems = [];
+// unproven are the MFA and sessions calls the page sent without a step-up record.
+const unproven = [];
+let sessionsEmulated = false;
 
-// documented is the state behind the emulated routes, and what the page sent them.
+// documented is the state behind the emulated sessions routes, and what the page sent them.
 const documented = {
-  factors: [],
   sessions: [
     { payload: { uid: 'current-session', loginTs: Math.floor(Date.now() / 1000) - 60, exp: 0, iat: 0, jti: 'a', kind: 'Session', accountId: 'demouser0001' }, clientId: 'account-page', accountId: 'demouser0001', expiresAt: Date.now() + 3_600_000, isCurrent: true, lastSubmission: null },
     { payload: { uid: 'laptop-session', loginTs: Math.floor(Date.now() / 1000) - 86_400, exp: 0, iat: 0, jti: 'b', kind: 'Session', accountId: 'demouser0001' }, clientId: 'web-app', accountId: 'demouser0001', expiresAt: Date.now() + 3_600_000, isCurrent: false, lastSubmission: null },
   ],
-  secret: 'JBSWY3DPEHPK3PXPJBSWY3DP',
-  codes: Array.from({ length: 10 }, (_, i) => `${i}a${i}b${i}c${i}d${i}e`),
   deleted: [],
-  withoutRecord: [],
 };
 
 const json = (route, status, body) => route.fulfill({ status, contentType: 'application/json', body: body === undefined ? '' : JSON.stringify(body) });
 const denied = { code: 'verification_record.permission_denied', message: 'Permission denied, please re-authenticate.' };
 
-async function emulate(route) {
+// emulateSessions answers the sessions routes as Logto documents them.
+async function emulateSessions(route) {
   const req = route.request();
   const url = new URL(req.url());
   const path = url.pathname.replace('/api/my-account', '');
-  const record = req.headers()['logto-verification-id'];
-  const body = req.postData() ? JSON.parse(req.postData()) : undefined;
-  const key = `${req.method()} ${path}`;
-  const needsRecord = !['GET /mfa-verifications', 'POST /mfa-verifications/totp-secret/generate', 'POST /mfa-verifications/backup-codes/generate'].includes(key);
-  if (needsRecord && !record) {
-    documented.withoutRecord.push(key);
-    return json(route, 401, denied);
+  if (!req.headers()['logto-verification-id']) return json(route, 401, denied);
+  if (req.method() === 'GET' && path === '/sessions') return json(route, 200, { sessions: documented.sessions });
+  if (req.method() === 'DELETE' && path.startsWith('/sessions/')) {
+    assert.equal(url.searchParams.get('revokeGrantsTarget'), 'all');
+    documented.deleted.push(path);
+    documented.sessions = documented.sessions.filter((s) => `/sessions/${s.payload.uid}` !== path);
+    return json(route, 204);
   }
-  switch (true) {
-    case key === 'GET /mfa-verifications':
-      return json(route, 200, documented.factors);
-    case key === 'POST /mfa-verifications/totp-secret/generate':
-      return json(route, 200, { secret: documented.secret });
-    case key === 'POST /mfa-verifications/backup-codes/generate':
-      return json(route, 200, { codes: documented.codes });
-    case key === 'POST /mfa-verifications' && body.type === 'Totp':
-      if (body.secret !== documented.secret || body.code !== totp(documented.secret)) {
-        return json(route, 400, { code: 'session.mfa.invalid_totp_code', message: 'Invalid TOTP code.' });
-      }
-      documented.factors.push({ id: 'totp-1', type: 'Totp', createdAt: new Date().toISOString() });
-      return json(route, 204);
-    case key === 'POST /mfa-verifications' && body.type === 'BackupCode':
-      assert.deepEqual(body.codes, documented.codes);
-      documented.factors.push({ id: 'backup-1', type: 'BackupCode', createdAt: new Date().toISOString(), remainCodes: 10 });
-      return json(route, 204);
-    case req.method() === 'DELETE' && path.startsWith('/mfa-verifications/'):
-      documented.deleted.push(path);
-      documented.factors = documented.factors.filter((f) => `/mfa-verifications/${f.id}` !== path);
-      return json(route, 204);
-    case key === 'GET /sessions':
-      return json(route, 200, { sessions: documented.sessions });
-    case req.method() === 'DELETE' && path.startsWith('/sessions/'):
-      assert.equal(url.searchParams.get('revokeGrantsTarget'), 'all');
-      documented.deleted.push(path);
-      documented.sessions = documented.sessions.filter((s) => `/sessions/${s.payload.uid}` !== path);
-      return json(route, 204);
-    default:
-      return json(route, 404, { code: 'guard.invalid_path', message: 'Not found' });
-  }
+  return json(route, 404, { code: 'guard.invalid_path', message: 'Not found' });
 }
+
+// management calls the core's Management API as the gateway's machine-to-machine app.
+async function management(method, path, body) {
+  const resp = await fetch(`${stack.coreURL}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${await managementToken(stack.coreURL)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  assert.ok(resp.ok, `${method} ${path}: ${resp.status}`);
+  return resp.status === 204 ? null : resp.json();
+}
+
+// coreFactors are the demo user's factors as the core keeps them.
+const coreFactors = () => management('GET', `/api/users/${demo.id}/mfa-verifications`);
+const setFactors = (factors) => management('PATCH', '/api/sign-in-exp', { mfa: { factors, policy: 'PromptAtSignInAndSignUp' } });
 
 async function screenshot(n, name) {
   await page.screenshot({ path: join(shots, `${n}-${name}.png`), fullPage: (await page.locator('dialog[open]').count()) === 0 });
+}
+
+// reload loads the page again (a silent sign-in at the core) until its optional parts are in.
+async function reload() {
+  await page.reload();
+  await page.waitForSelector('body[data-parts="ready"]', { timeout: 20_000 });
 }
 
 before(async () => {
@@ -87,11 +79,20 @@ before(async () => {
   stack = await start();
   browser = await launchBrowser();
   const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
-  await context.route(/\/api\/my-account\/(mfa-verifications|sessions)/, emulate);
+  const token = await mintToken(stack.coreURL, 'openid profile urn:logto:scope:sessions');
+  const sessions = await fetch(`${stack.site}/api/my-account/sessions`, { headers: { authorization: `Bearer ${token}` } });
+  sessionsEmulated = sessions.status === 404 || sessions.status === 501;
+  if (sessionsEmulated) await context.route(/\/api\/my-account\/sessions/, emulateSessions);
   page = await context.newPage();
   page.on('pageerror', (err) => problems.push(err.message));
   page.on('console', (msg) => {
     if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) problems.push(msg.text());
+  });
+  page.on('request', (req) => {
+    const u = new URL(req.url());
+    if (/^\/api\/my-account\/(mfa-verifications|sessions)/.test(u.pathname) && !req.headers()['logto-verification-id']) {
+      unproven.push(`${req.method()} ${u.pathname}`);
+    }
   });
   await signIn(page, stack.site);
 });
@@ -101,12 +102,24 @@ after(async () => {
   await stack?.stop();
 });
 
-test('enrols an authenticator app from a QR code made in the page', async () => {
-  await page.locator('#mfa:not([hidden])').waitFor();
+test('offers only the factors the core enables', async () => {
+  // No factor enabled (Logto's default): nothing to show or add. (The module has not read the
+  // sign-in experience yet, so its policy cache never holds this state.)
+  await setFactors([]);
+  await reload();
+  assert.ok(await page.locator('#mfa').evaluate((el) => el.hidden), 'two-step verification shown with no factor enabled');
+  await setFactors(['Totp', 'BackupCode']);
+  await reload();
+  assert.ok(await page.locator('#mfa').evaluate((el) => !el.hidden), 'two-step verification hidden with factors enabled');
   assert.match(await page.textContent('#mfa'), /No second step is set up/);
+  // Backup codes only beside another factor, as Logto requires.
+  assert.equal(await page.locator('#mfa-add-backup').count(), 0);
+});
+
+test('enrols an authenticator app from a QR code made in the page', async () => {
   await page.click('#mfa-add-totp');
-  // The step-up comes first (the real module checks the password).
-  await page.fill('dialog[open] input[name="password"]', 'Demo-Passw0rd!');
+  // The step-up comes first (the module checks the password at the core).
+  await page.fill('dialog[open] input[name="password"]', demo.password);
   await page.click('dialog[open] button[type=submit]');
   await page.locator('#totp-qr').waitFor();
   // A QR code: a square SVG of dark modules drawn from the otpauth URI, and the key by hand.
@@ -116,7 +129,8 @@ test('enrols an authenticator app from a QR code made in the page', async () => 
   }));
   assert.ok(qr.size >= 29 && qr.modules > 200, `QR ${JSON.stringify(qr)}`);
   assert.equal(qr.label, 'QR code for your authenticator app');
-  assert.equal((await page.textContent('#totp-secret')).replace(/\s/g, ''), documented.secret);
+  const secret = (await page.textContent('#totp-secret')).replace(/\s/g, '');
+  assert.match(secret, /^[A-Z2-7]{16,}$/, 'a base32 secret from the module');
   await screenshot('01', 'totp-qr');
   // What a phone's camera reads from it (zbarimg, a QR decoder) is the otpauth URI of the secret.
   const qrFile = join(shots, 'qr-code.png');
@@ -126,38 +140,59 @@ test('enrols an authenticator app from a QR code made in the page', async () => 
   const uri = new URL(decoded.stdout.trim());
   assert.equal(uri.protocol, 'otpauth:');
   assert.equal(uri.host, 'totp');
-  assert.equal(uri.searchParams.get('secret'), documented.secret);
-  assert.equal(decodeURIComponent(uri.pathname), '/127.0.0.1:demo@example.com');
+  assert.equal(uri.searchParams.get('secret'), secret);
+  assert.equal(decodeURIComponent(uri.pathname), `/127.0.0.1:${demo.email}`);
 
-  await page.fill('dialog[open] input[name="code"]', '000000');
+  // A wrong code: the module's (Logto's) message, the dialog stays, nothing bound.
+  await page.fill('dialog[open] input[name="code"]', totp(secret, Date.now() - 10 * 60_000));
   await page.click('dialog[open] button[type=submit]');
   await page.locator('dialog[open] [role=alert]', { hasText: 'Invalid TOTP code.' }).waitFor();
-  await page.fill('dialog[open] input[name="code"]', totp(documented.secret));
+  assert.deepEqual(await coreFactors(), []);
+  await page.fill('dialog[open] input[name="code"]', totp(secret));
   await page.click('dialog[open] button[type=submit]');
   await page.locator('dialog[open]').waitFor({ state: 'detached' });
   await page.locator('#mfa', { hasText: 'Authenticator app' }).waitFor();
+  assert.deepEqual((await coreFactors()).map((f) => f.type), ['Totp']);
 });
 
 test('creates backup codes beside the app and shows them once', async () => {
   await page.click('#mfa-add-backup');
   await page.locator('#backup-codes').waitFor();
-  assert.deepEqual(await page.locator('#backup-codes li').allTextContents(), documented.codes);
+  const codes = await page.locator('#backup-codes li').allTextContents();
+  assert.equal(codes.length, 10);
+  assert.equal(new Set(codes).size, 10, 'ten different codes');
   await screenshot('02', 'backup-codes');
   await page.click('dialog[open] button[type=submit]');
   await page.locator('#mfa', { hasText: 'Backup codes (10 left)' }).waitFor();
   assert.equal(await page.locator('#mfa-add-backup').count(), 0);
+  const backup = (await coreFactors()).find((f) => f.type === 'BackupCode');
+  assert.ok(backup, 'the core keeps the backup codes');
+  assert.equal(backup.remainCodes, 10);
 });
 
 test('removes a factor after a confirmation', async () => {
-  await page.click('#mfa-totp-1-remove');
+  const app = (await coreFactors()).find((f) => f.type === 'Totp');
+  await page.click(`[data-field="mfa-${app.id}"] button.danger`);
   await page.locator('dialog[open]', { hasText: 'Remove Authenticator app?' }).waitFor();
   await page.click('dialog[open] button.danger');
-  await page.locator('[data-field="mfa-totp-1"]').waitFor({ state: 'detached' });
-  assert.ok(documented.deleted.includes('/mfa-verifications/totp-1'));
+  await page.locator(`[data-field="mfa-${app.id}"]`).waitFor({ state: 'detached' });
   await screenshot('03', 'factors');
+  // The page shows what the core keeps.
+  const left = await coreFactors();
+  assert.ok(!left.some((f) => f.type === 'Totp'), 'the app is removed at the core');
+  assert.equal(await page.locator('#mfa [data-field^="mfa-"]').count(), left.length);
 });
 
 test('lists the devices after a step-up and signs out another one', async () => {
+  if (!sessionsEmulated) {
+    // The module's own sessions routes: this device is listed, and cannot be signed out here.
+    await page.locator('#sessions:not([hidden])').waitFor();
+    await page.click('#sessions-show');
+    await page.locator('#sessions-list', { hasText: 'This device' }).waitFor();
+    assert.equal(await page.locator('#sessions-list li', { hasText: 'This device' }).locator('button').count(), 0);
+    await screenshot('04', 'sessions');
+    return;
+  }
   await page.locator('#sessions:not([hidden])').waitFor();
   await page.click('#sessions-show');
   await page.locator('#sessions-list', { hasText: 'This device' }).waitFor();
@@ -173,7 +208,11 @@ test('lists the devices after a step-up and signs out another one', async () => 
 });
 
 test('every protected call carried the step-up record, and nothing broke on the page', () => {
-  // Only the probe that tells whether the sessions route exists goes without a record.
-  assert.deepEqual(documented.withoutRecord, ['GET /sessions']);
+  // Without a record go only the reads of the factors, the generators (Logto asks none for
+  // them), and the probe that tells whether the sessions route exists.
+  const allowed = new Set(['GET /api/my-account/mfa-verifications', 'POST /api/my-account/mfa-verifications/totp-secret/generate',
+    'POST /api/my-account/mfa-verifications/backup-codes/generate', 'GET /api/my-account/sessions']);
+  assert.deepEqual(unproven.filter((c) => !allowed.has(c)), []);
+  assert.ok(unproven.includes('GET /api/my-account/sessions'), 'the sessions probe was sent');
   assert.deepEqual(problems, []);
 });

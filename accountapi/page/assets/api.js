@@ -41,3 +41,14 @@ export async function api(method, path, { body, verificationId } = {}) {
   }
   return data;
 }
+
+// signInExperience is the core's public sign-in experience (its social connectors, the MFA
+// factors users may add), read once per page load and without credentials; null when the core
+// does not say.
+let publicSignInExperience;
+export function signInExperience() {
+  publicSignInExperience ??= fetch('/api/.well-known/sign-in-exp', { credentials: 'omit' })
+    .then((resp) => (resp.ok ? resp.json() : null))
+    .catch(() => null);
+  return publicSignInExperience;
+}

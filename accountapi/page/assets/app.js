@@ -85,9 +85,12 @@ async function boot() {
   performance.mark('account-page:ready');
   document.body.dataset.state = 'ready';
   finishLink();
-  // Parts whose routes a server may not have: each hides itself when they are missing.
-  if (readable('mfa')) import('./mfa.js').then((m) => m.mount(document.getElementById('mfa')));
-  if (readable('session')) import('./sessions.js').then((m) => m.mount(document.getElementById('sessions')));
+  // Parts whose routes a server may not have: each hides itself when they are missing. Once
+  // all have settled, data-parts="ready" says the page is complete.
+  const parts = [];
+  if (readable('mfa')) parts.push(import('./mfa.js').then((m) => m.mount(document.getElementById('mfa'))));
+  if (readable('session')) parts.push(import('./sessions.js').then((m) => m.mount(document.getElementById('sessions'))));
+  Promise.allSettled(parts).then(() => { document.body.dataset.parts = 'ready'; });
 }
 
 function renderWho(profile) {

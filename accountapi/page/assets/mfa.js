@@ -1,7 +1,8 @@
 // Two-step verification: the user's factors, an authenticator app (TOTP, enrolled with a QR
-// code made here from the otpauth URI), backup codes, and removing a factor. Hidden when the
-// account center has mfa Off or the server has no MFA routes.
-import { api } from './api.js';
+// code made here from the otpauth URI), backup codes, and removing a factor. Only the factors
+// the sign-in experience enables are offered. Hidden when the account center has mfa Off, the
+// server has no MFA routes, or the user has no factor and may add none.
+import { api, signInExperience } from './api.js';
 import { h, format, field, replace, formatDate } from './dom.js';
 import { confirmAction, dialogForm, openDialog, withStepUp } from './dialogs.js';
 import { state, readable, editable, row, actionButton, announce, run } from './app.js';
@@ -17,14 +18,17 @@ export async function mount(el) {
 
 async function refresh() {
   let factors;
+  let experience;
   try {
-    factors = await api('GET', '/api/my-account/mfa-verifications');
+    [factors, experience] = await Promise.all([api('GET', '/api/my-account/mfa-verifications'), signInExperience()]);
   } catch (err) {
     // Missing routes (404/501) or a token without the identities scope: nothing to show.
     section.hidden = true;
     return;
   }
-  render(Array.isArray(factors) ? factors : []);
+  // A core that does not say which factors it enables: offer both, the API decides.
+  const offered = Array.isArray(experience?.mfa?.factors) ? experience.mfa.factors : ['Totp', 'BackupCode'];
+  render(Array.isArray(factors) ? factors : [], offered);
 }
 
 function factorName(f) {
@@ -38,7 +42,7 @@ function factorName(f) {
   }
 }
 
-function render(factors) {
+function render(factors, offered) {
   const canEdit = editable('mfa');
   const list = factors.length
     ? h('ul', { class: 'list' }, factors.map((f) => h('li', {},
@@ -48,12 +52,18 @@ function render(factors) {
       }))))
     : h('p', { class: 'empty' }, t.noFactors);
   const actions = [];
-  if (canEdit && !factors.some((f) => f.type === 'Totp')) {
+  if (canEdit && offered.includes('Totp') && !factors.some((f) => f.type === 'Totp')) {
     actions.push(h('button', { type: 'button', id: 'mfa-add-totp', onclick: () => run(addTotp) }, t.addTotp));
   }
   // Logto accepts backup codes only beside another factor.
-  if (canEdit && factors.some((f) => f.type !== 'BackupCode') && !factors.some((f) => f.type === 'BackupCode')) {
+  if (canEdit && offered.includes('BackupCode') && factors.some((f) => f.type !== 'BackupCode') && !factors.some((f) => f.type === 'BackupCode')) {
     actions.push(h('button', { type: 'button', id: 'mfa-add-backup', onclick: () => run(addBackupCodes) }, t.addBackupCodes));
+  }
+  // Nothing set up and nothing the user may add (the core enables no factor, or only backup
+  // codes, which need another factor beside them).
+  if (factors.length === 0 && !actions.length) {
+    section.hidden = true;
+    return;
   }
   replace(section,
     h('h2', { id: 'mfa-h' }, t.mfaHeading),

@@ -2,7 +2,7 @@
 // page, and back at <page>/social-callback, where the provider's answer is kept in
 // sessionStorage (the page's memory, and so its token, does not survive the trip) until the user
 // is signed in again; then the answer is verified and the identity linked after a step-up.
-import { api } from './api.js';
+import { api, signInExperience } from './api.js';
 import { config } from './auth.js';
 import { withStepUp } from './dialogs.js';
 import { state, rerender, announce, run } from './app.js';
@@ -13,14 +13,8 @@ const PENDING = 'account-page:social';
 // connectors are the core's social connectors ({id, target, name}), from its public sign-in
 // experience; none when the core does not say.
 export async function connectors() {
-  try {
-    const resp = await fetch('/api/.well-known/sign-in-exp', { credentials: 'omit' });
-    if (!resp.ok) return [];
-    const body = await resp.json();
-    return Array.isArray(body.socialConnectors) ? body.socialConnectors : [];
-  } catch {
-    return [];
-  }
+  const body = await signInExperience();
+  return Array.isArray(body?.socialConnectors) ? body.socialConnectors : [];
 }
 
 export function connectorName(c) {
