@@ -152,9 +152,20 @@ export async function managementToken(coreURL) {
   return (await resp.json()).access_token;
 }
 
-export async function coreUser(coreURL, id = demo.id) {
-  const resp = await fetch(`${coreURL}/api/users/${id}`, { headers: { authorization: `Bearer ${await managementToken(coreURL)}` } });
-  return resp.json();
+// management makes a Management API call that must succeed; it resolves to the JSON answer, or
+// null for a 204.
+export async function management(coreURL, method, path, body) {
+  const resp = await fetch(`${coreURL}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${await managementToken(coreURL)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!resp.ok) throw new Error(`${method} ${path}: ${resp.status} ${await resp.text()}`);
+  return resp.status === 204 ? null : resp.json();
+}
+
+export function coreUser(coreURL, id = demo.id) {
+  return management(coreURL, 'GET', `/api/users/${id}`);
 }
 
 export async function passwordMatches(coreURL, password, id = demo.id) {

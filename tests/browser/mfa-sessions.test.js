@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { start, outputDir, launchBrowser, signIn, totp, demo, managementToken, mintToken } from './harness.js';
+import { start, outputDir, launchBrowser, signIn, totp, demo, management, mintToken } from './harness.js';
 
 const shots = join(outputDir, 'mfa-sessions');
 let stack;
@@ -48,20 +48,9 @@ async function emulateSessions(route) {
   return json(route, 404, { code: 'guard.invalid_path', message: 'Not found' });
 }
 
-// management calls the core's Management API as the gateway's machine-to-machine app.
-async function management(method, path, body) {
-  const resp = await fetch(`${stack.coreURL}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${await managementToken(stack.coreURL)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  assert.ok(resp.ok, `${method} ${path}: ${resp.status}`);
-  return resp.status === 204 ? null : resp.json();
-}
-
 // coreFactors are the demo user's factors as the core keeps them.
-const coreFactors = () => management('GET', `/api/users/${demo.id}/mfa-verifications`);
-const setFactors = (factors) => management('PATCH', '/api/sign-in-exp', { mfa: { factors, policy: 'PromptAtSignInAndSignUp' } });
+const coreFactors = () => management(stack.coreURL, 'GET', `/api/users/${demo.id}/mfa-verifications`);
+const setFactors = (factors) => management(stack.coreURL, 'PATCH', '/api/sign-in-exp', { mfa: { factors, policy: 'PromptAtSignInAndSignUp' } });
 
 async function screenshot(n, name) {
   await page.screenshot({ path: join(shots, `${n}-${name}.png`), fullPage: (await page.locator('dialog[open]').count()) === 0 });
