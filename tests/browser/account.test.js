@@ -109,6 +109,7 @@ test('signs in with the core (code + PKCE) and shows the account', async () => {
   await ready();
   const elapsed = Date.now() - started;
   const received = await meter.stop();
+  await page.waitForSelector('body[data-parts="ready"]'); // the optional parts too, for the picture
   await screenshot('account');
 
   // The code left the address bar, and no token is in web storage.
