@@ -89,11 +89,14 @@ type authCode struct {
 	tokens    []string // what it was exchanged for, revoked if the code is replayed
 }
 
+// browserSession is the core's cookie in one browser. It stands for an OIDC session (uid, in
+// Core.sessions, what the Management API lists and deletes): once that is gone, so is the
+// browser's sign-in.
 type browserSession struct {
 	subject string
+	uid     string
 	expires time.Time
-	xsrf    string   // binds the logout confirmation form to this session
-	tokens  []string // access tokens issued from it, revoked at logout
+	xsrf    string // binds the logout confirmation form to this session
 }
 
 // spaRedirects returns the registered redirect and post-logout URIs of a Single Page
@@ -215,17 +218,19 @@ func (c *Core) handleSignInSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	now := time.Now()
+	c.mu.Lock()
+	session, _, _ := c.signIn(sub, in.req.clientID, "", in.req.scope, now)
+	if u := c.users[sub]; u != nil {
+		at := now.UnixMilli()
+		u.lastSignInAt = &at
+	}
+	c.mu.Unlock()
 	sid := opaqueToken()
 	c.browser.mu.Lock()
 	delete(c.browser.interactions, uid)
-	c.browser.sessions[sid] = &browserSession{subject: sub, expires: time.Now().Add(browserSessionTTL), xsrf: opaqueToken()}
+	c.browser.sessions[sid] = &browserSession{subject: sub, uid: session.uid, expires: now.Add(browserSessionTTL), xsrf: opaqueToken()}
 	c.browser.mu.Unlock()
-	c.mu.Lock()
-	if u := c.users[sub]; u != nil {
-		now := time.Now().UnixMilli()
-		u.lastSignInAt = &now
-	}
-	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: interactionCookie, Value: "", Path: "/oidc/auth/" + uid, MaxAge: -1})
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sid, Path: "/oidc", HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(browserSessionTTL / time.Second)})
@@ -250,16 +255,29 @@ func (c *Core) checkCredentials(identifier, password string) string {
 	return ""
 }
 
-// currentSession returns the subject and id of the browser's live session, if any.
+// currentSession returns the subject and id of the browser's live session, if any: its OIDC
+// session must be alive too (not ended through the Management API, by the user signing this
+// device out elsewhere).
 func (c *Core) currentSession(r *http.Request) (subject, sid string) {
 	cookie, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return "", ""
 	}
 	c.browser.mu.Lock()
-	defer c.browser.mu.Unlock()
 	s := c.browser.sessions[cookie.Value]
-	if s == nil || time.Now().After(s.expires) {
+	c.browser.mu.Unlock()
+	now := time.Now()
+	if s == nil || now.After(s.expires) {
+		return "", ""
+	}
+	c.mu.Lock()
+	session := c.sessions[s.uid]
+	alive := session != nil && session.accountID == s.subject && now.Before(session.expires)
+	c.mu.Unlock()
+	if !alive {
+		c.browser.mu.Lock()
+		delete(c.browser.sessions, cookie.Value)
+		c.browser.mu.Unlock()
 		return "", ""
 	}
 	return s.subject, cookie.Value
@@ -336,23 +354,37 @@ func (c *Core) handleAuthorizationCodeGrant(w http.ResponseWriter, r *http.Reque
 	}
 
 	// A resource-less request gets an opaque access token for the userinfo endpoint and the
-	// Account API, as Logto issues to SPAs.
+	// Account API, as Logto issues to SPAs, through the browser's OIDC session and the page's
+	// grant in it (a session ended since then makes the code worthless, as its grant went too).
 	token := opaqueToken()
 	c.browser.mu.Lock()
 	ttl := c.browser.tokenTTL
+	var sessionUID string
+	if s := c.browser.sessions[code.sessionID]; s != nil {
+		sessionUID = s.uid
+	}
 	c.browser.mu.Unlock()
 	if ttl <= 0 {
 		ttl = userAccessTokenTTL
 	}
 	c.mu.Lock()
-	c.tokens[token] = &tokenRecord{subject: code.subject, clientID: clientID, scope: code.req.scope,
-		issuedAt: now, expires: now.Add(ttl)}
+	session, auth, ok := c.signIn(code.subject, clientID, sessionUID, code.req.scope, now)
+	if ok && sessionUID != "" {
+		rec := &tokenRecord{subject: code.subject, clientID: clientID, scope: code.req.scope,
+			issuedAt: now, expires: now.Add(ttl), grantID: auth.grantID, sessionUID: session.uid,
+			expiresWithSession: !slices.Contains(strings.Fields(code.req.scope), "offline_access")}
+		if app := c.apps[clientID]; app != nil && app.includesSid() {
+			rec.sid = auth.sid
+		}
+		c.tokens[token] = rec
+	}
 	c.mu.Unlock()
+	if !ok || sessionUID == "" {
+		invalidGrant("grant request is invalid")
+		return
+	}
 	c.browser.mu.Lock()
 	code.tokens = append(code.tokens, token)
-	if s := c.browser.sessions[code.sessionID]; s != nil {
-		s.tokens = append(s.tokens, token)
-	}
 	c.browser.mu.Unlock()
 	writeJSON(w, http.StatusOK, ordered{
 		{"access_token", token},
@@ -392,6 +424,18 @@ func pkceMatches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
 }
 
+// endSession destroys an OIDC session and the grants of its applications.
+func (c *Core) endSession(uid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.sessions[uid]; s != nil {
+		for _, a := range s.authorizations {
+			c.revokeGrant(a.grantID)
+		}
+		delete(c.sessions, uid)
+	}
+}
+
 func (c *Core) revokeTokens(tokens []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -426,9 +470,9 @@ func (c *Core) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	_ = logoutTemplate.Execute(w, struct{ XSRF, Target, State, ClientID string }{xsrf, target, q.Get("state"), q.Get("client_id")})
 }
 
-// handleEndSessionConfirm is POST /oidc/session/end/confirm: the session ends, the tokens issued
-// from it are revoked (none of the page's grants persist past logout), and the browser goes to
-// the checked post-logout URI.
+// handleEndSessionConfirm is POST /oidc/session/end/confirm: the session ends, with the grants
+// of its applications and so every token issued through it (none of the page's grants persist
+// past logout), and the browser goes to the checked post-logout URI.
 func (c *Core) handleEndSessionConfirm(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
@@ -454,7 +498,7 @@ func (c *Core) handleEndSessionConfirm(w http.ResponseWriter, r *http.Request) {
 			c.signInPage(w, http.StatusBadRequest, "The sign-out request was not made by this browser.", nil)
 			return
 		}
-		c.revokeTokens(s.tokens)
+		c.endSession(s.uid)
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/oidc", MaxAge: -1})
 	if target == "" {

@@ -3,6 +3,7 @@ package devcore
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -242,6 +243,67 @@ func TestEndSessionRevokesTheSessionsTokens(t *testing.T) {
 	_, header, _ = b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
 	if loc, _ := url.Parse(header.Get("Location")); loc.Query().Get("error") != "login_required" {
 		t.Fatalf("after sign-out: %q", header.Get("Location"))
+	}
+}
+
+// TestSignInIsAnOIDCSession: the form's sign-in is an OIDC session the Management API lists, with
+// the page's authorization in it; the page's tokens carry that authorization's sid (its app has
+// back-channel logout with the session id). Deleting the session, as a user signing this device
+// out from elsewhere does, kills its tokens and the browser's sign-in; a silent sign-in reuses it.
+func TestSignInIsAnOIDCSession(t *testing.T) {
+	tc := newTestCore(t)
+	b := newBrowser(tc)
+	token := tc.exchange(b.signIn(DemoUsername, DemoPassword), verifier).json(t)["access_token"].(string)
+	m2m := tc.m2mToken()
+	list := func() []any {
+		r := tc.do(http.MethodGet, "/api/users/"+DemoUserID+"/sessions", m2m, nil)
+		var body struct{ Sessions []any }
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &body) != nil {
+			t.Fatalf("sessions: %d %s", r.status, r.body)
+		}
+		return body.Sessions
+	}
+	sessions := list()
+	if len(sessions) != 1 {
+		t.Fatalf("one sign-in, sessions %v", sessions)
+	}
+	payload := sessions[0].(map[string]any)["payload"].(map[string]any)
+	uid := payload["uid"].(string)
+	auth, _ := payload["authorizations"].(map[string]any)[AccountPageAppID].(map[string]any)
+	if auth == nil || tc.introspect(token)["sid"] != auth["sid"] {
+		t.Fatalf("token sid %v, the page's authorization %v", tc.introspect(token)["sid"], payload["authorizations"])
+	}
+
+	// A silent sign-in goes through the same session and grant.
+	_, header, _ := b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
+	again := tc.exchange(b.codeFrom(header), verifier).json(t)["access_token"].(string)
+	if n := len(list()); n != 1 || tc.introspect(again)["sid"] != auth["sid"] {
+		t.Fatalf("silent sign-in: %d sessions, sid %v", n, tc.introspect(again)["sid"])
+	}
+
+	if r := tc.do(http.MethodDelete, "/api/users/"+DemoUserID+"/sessions/"+uid+"?revokeGrantsTarget=all", m2m, nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete session: %d %s", r.status, r.body)
+	}
+	for _, tok := range []string{token, again} {
+		if tc.introspect(tok)["active"] != false {
+			t.Fatal("a token outlived its deleted session")
+		}
+	}
+	_, header, _ = b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
+	if loc, _ := url.Parse(header.Get("Location")); loc.Query().Get("error") != "login_required" {
+		t.Fatalf("the browser is still signed in after its session was deleted: %q", header.Get("Location"))
+	}
+
+	// Sign-out ends the (new) session at the core too.
+	tc.exchange(b.signIn(DemoUsername, DemoPassword), verifier)
+	q := url.Values{"client_id": {AccountPageAppID}, "post_logout_redirect_uri": {"http://127.0.0.1:8080/account"}}
+	_, _, page := b.send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
+	q.Set("xsrf", xsrfField.FindStringSubmatch(page)[1])
+	if status, _, _ := b.send(http.MethodPost, "/oidc/session/end/confirm", q); status != http.StatusSeeOther {
+		t.Fatalf("confirm: %d", status)
+	}
+	if n := len(list()); n != 0 {
+		t.Fatalf("%d sessions after sign-out", n)
 	}
 }
 

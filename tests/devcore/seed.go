@@ -130,16 +130,21 @@ const seedSignInExperience = `{
 }`
 
 // accountPageRedirects is the OIDC client metadata of the account page's application: each page
-// URL's callback, and the page itself after sign-out.
+// URL's callback, and the page itself after sign-out. It has back-channel logout with the session
+// id, so its tokens carry sid and the Account API can mark the page's own session "current" (the
+// dev core never delivers back-channel logouts).
 func accountPageRedirects(pageURLs []string) json.RawMessage {
 	var meta struct {
-		RedirectURIs           []string `json:"redirectUris"`
-		PostLogoutRedirectURIs []string `json:"postLogoutRedirectUris"`
+		RedirectURIs                     []string `json:"redirectUris"`
+		PostLogoutRedirectURIs           []string `json:"postLogoutRedirectUris"`
+		BackchannelLogoutURI             string   `json:"backchannelLogoutUri"`
+		BackchannelLogoutSessionRequired bool     `json:"backchannelLogoutSessionRequired"`
 	}
 	for _, u := range pageURLs {
 		meta.RedirectURIs = append(meta.RedirectURIs, u+"/callback")
 		meta.PostLogoutRedirectURIs = append(meta.PostLogoutRedirectURIs, u)
 	}
+	meta.BackchannelLogoutURI, meta.BackchannelLogoutSessionRequired = "http://127.0.0.1/backchannel-logout", true
 	raw, err := json.Marshal(meta)
 	if err != nil {
 		panic(err)
