@@ -344,7 +344,7 @@ test('two-step verification and devices, where the server has their routes', asy
   } else {
     await page.locator('#sessions:not([hidden])').waitFor();
     await page.click('#sessions-show');
-    await answerStepUp('#sessions-list li');
+    await answerStepUp('#sessions-list .list');
     await page.locator('#sessions-list', { hasText: 'This device' }).waitFor();
     await screenshot('sessions');
   }

@@ -196,14 +196,20 @@ export async function lastCode(coreURL, to) {
   return (await resp.json()).code;
 }
 
-// mintToken is a user token from the dev core's /dev API, to ask the API what routes it has.
-export async function mintToken(coreURL, scope) {
+// mint is a user token from the dev core's /dev API, as if the demo user had signed in to another
+// application (a session of its own, session_id): {access_token, session_id, grant_id}.
+export async function mint(coreURL, scope) {
   const resp = await fetch(`${coreURL}/dev/tokens`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ userId: demo.id, scope }),
   });
-  return (await resp.json()).access_token;
+  return resp.json();
+}
+
+// mintToken is such a token alone, to ask the API what routes it has.
+export async function mintToken(coreURL, scope) {
+  return (await mint(coreURL, scope)).access_token;
 }
 
 // totp is the current RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret, as an

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { start, outputDir, launchBrowser, signIn, totp, demo, management, mintToken } from './harness.js';
+import { start, outputDir, launchBrowser, signIn, totp, demo, management, mint, introspect } from './harness.js';
 
 const shots = join(outputDir, 'mfa-sessions');
 let stack;
@@ -19,6 +19,8 @@ const problems = [];
 // unproven are the MFA and sessions calls the page sent without a step-up record.
 const unproven = [];
 let sessionsEmulated = false;
+// elsewhere is the demo user signed in to another application (its own OIDC session).
+let elsewhere;
 
 // documented is the state behind the emulated sessions routes, and what the page sent them.
 const documented = {
@@ -68,8 +70,8 @@ before(async () => {
   stack = await start();
   browser = await launchBrowser();
   const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
-  const token = await mintToken(stack.coreURL, 'openid profile urn:logto:scope:sessions');
-  const sessions = await fetch(`${stack.site}/api/my-account/sessions`, { headers: { authorization: `Bearer ${token}` } });
+  elsewhere = await mint(stack.coreURL, 'openid profile urn:logto:scope:sessions');
+  const sessions = await fetch(`${stack.site}/api/my-account/sessions`, { headers: { authorization: `Bearer ${elsewhere.access_token}` } });
   sessionsEmulated = sessions.status === 404 || sessions.status === 501;
   if (sessionsEmulated) await context.route(/\/api\/my-account\/sessions/, emulateSessions);
   page = await context.newPage();
@@ -174,12 +176,25 @@ test('removes a factor after a confirmation', async () => {
 
 test('lists the devices after a step-up and signs out another one', async () => {
   if (!sessionsEmulated) {
-    // The module's own sessions routes: this device is listed, and cannot be signed out here.
+    // The module's own sessions routes, over the core's OIDC sessions: this browser's (the page's
+    // token carries its sid), which cannot be signed out here, and the other application's.
+    const coreSessions = async () => (await management(stack.coreURL, 'GET', `/api/users/${demo.id}/sessions`)).sessions.map((s) => s.payload.uid);
+    assert.equal((await coreSessions()).length, 2);
     await page.locator('#sessions:not([hidden])').waitFor();
     await page.click('#sessions-show');
     await page.locator('#sessions-list', { hasText: 'This device' }).waitFor();
     assert.equal(await page.locator('#sessions-list li', { hasText: 'This device' }).locator('button').count(), 0);
     await screenshot('04', 'sessions');
+    await page.click(`[data-field="session-${elsewhere.session_id}"] button.danger`);
+    await page.locator('dialog[open]', { hasText: 'Sign out this device?' }).waitFor();
+    await page.click('dialog[open] button.danger');
+    await page.locator(`[data-field="session-${elsewhere.session_id}"]`).waitFor({ state: 'detached' });
+    await page.locator('#sessions-list', { hasText: 'You are signed in nowhere else.' }).waitFor();
+    // At the core: that session is gone, and its token with it; this browser's stays.
+    const left = await coreSessions();
+    assert.equal(left.length, 1);
+    assert.ok(!left.includes(elsewhere.session_id));
+    assert.equal((await introspect(stack.coreURL, elsewhere.access_token)).active, false);
     return;
   }
   await page.locator('#sessions:not([hidden])').waitFor();

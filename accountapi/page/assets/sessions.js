@@ -36,7 +36,8 @@ async function load() {
 function render(sessions) {
   const canEdit = editable('session');
   const others = sessions.filter((s) => !s.isCurrent);
-  const list = h('ul', { class: 'list' }, sessions.map((s) => {
+  // This device first, then the others as the core lists them.
+  const list = h('ul', { class: 'list' }, [...sessions.filter((s) => s.isCurrent), ...others].map((s) => {
     const uid = s.payload?.uid || '';
     const label = s.isCurrent ? t.thisDevice : format(t.sessionApp, { app: s.clientId || '' });
     return h('li', {}, row({
