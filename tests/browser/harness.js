@@ -207,10 +207,6 @@ export async function mint(coreURL, scope) {
   return resp.json();
 }
 
-// mintToken is such a token alone, to ask the API what routes it has.
-export async function mintToken(coreURL, scope) {
-  return (await mint(coreURL, scope)).access_token;
-}
 
 // totp is the current RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret, as an
 // authenticator app computes it.

@@ -1,8 +1,6 @@
 // The page's two-step verification and devices parts, in chromium, against the real ./caddy and
-// dev core: sign-in, the step-up, and every MFA call go through the module to the core (the
-// Management API), and the core's records are checked after each step. The devices part uses the
-// module's sessions routes where it has them; a server without them gets Logto's documented
-// answers (logto-user-api.openapi.json) from the browser itself. Screenshots in
+// dev core: sign-in, the step-up, and every MFA and sessions call go through the module to the
+// core (the Management API), and the core's records are checked after each step. Screenshots in
 // tests/browser/output/mfa-sessions/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,37 +16,8 @@ let page;
 const problems = [];
 // unproven are the MFA and sessions calls the page sent without a step-up record.
 const unproven = [];
-let sessionsEmulated = false;
 // elsewhere is the demo user signed in to another application (its own OIDC session).
 let elsewhere;
-
-// documented is the state behind the emulated sessions routes, and what the page sent them.
-const documented = {
-  sessions: [
-    { payload: { uid: 'current-session', loginTs: Math.floor(Date.now() / 1000) - 60, exp: 0, iat: 0, jti: 'a', kind: 'Session', accountId: 'demouser0001' }, clientId: 'account-page', accountId: 'demouser0001', expiresAt: Date.now() + 3_600_000, isCurrent: true, lastSubmission: null },
-    { payload: { uid: 'laptop-session', loginTs: Math.floor(Date.now() / 1000) - 86_400, exp: 0, iat: 0, jti: 'b', kind: 'Session', accountId: 'demouser0001' }, clientId: 'web-app', accountId: 'demouser0001', expiresAt: Date.now() + 3_600_000, isCurrent: false, lastSubmission: null },
-  ],
-  deleted: [],
-};
-
-const json = (route, status, body) => route.fulfill({ status, contentType: 'application/json', body: body === undefined ? '' : JSON.stringify(body) });
-const denied = { code: 'verification_record.permission_denied', message: 'Permission denied, please re-authenticate.' };
-
-// emulateSessions answers the sessions routes as Logto documents them.
-async function emulateSessions(route) {
-  const req = route.request();
-  const url = new URL(req.url());
-  const path = url.pathname.replace('/api/my-account', '');
-  if (!req.headers()['logto-verification-id']) return json(route, 401, denied);
-  if (req.method() === 'GET' && path === '/sessions') return json(route, 200, { sessions: documented.sessions });
-  if (req.method() === 'DELETE' && path.startsWith('/sessions/')) {
-    assert.equal(url.searchParams.get('revokeGrantsTarget'), 'all');
-    documented.deleted.push(path);
-    documented.sessions = documented.sessions.filter((s) => `/sessions/${s.payload.uid}` !== path);
-    return json(route, 204);
-  }
-  return json(route, 404, { code: 'guard.invalid_path', message: 'Not found' });
-}
 
 // coreFactors are the demo user's factors as the core keeps them.
 const coreFactors = () => management(stack.coreURL, 'GET', `/api/users/${demo.id}/mfa-verifications`);
@@ -71,9 +40,6 @@ before(async () => {
   browser = await launchBrowser();
   const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
   elsewhere = await mint(stack.coreURL, 'openid profile urn:logto:scope:sessions');
-  const sessions = await fetch(`${stack.site}/api/my-account/sessions`, { headers: { authorization: `Bearer ${elsewhere.access_token}` } });
-  sessionsEmulated = sessions.status === 404 || sessions.status === 501;
-  if (sessionsEmulated) await context.route(/\/api\/my-account\/sessions/, emulateSessions);
   page = await context.newPage();
   page.on('pageerror', (err) => problems.push(err.message));
   page.on('console', (msg) => {
@@ -175,40 +141,25 @@ test('removes a factor after a confirmation', async () => {
 });
 
 test('lists the devices after a step-up and signs out another one', async () => {
-  if (!sessionsEmulated) {
-    // The module's own sessions routes, over the core's OIDC sessions: this browser's (the page's
-    // token carries its sid), which cannot be signed out here, and the other application's.
-    const coreSessions = async () => (await management(stack.coreURL, 'GET', `/api/users/${demo.id}/sessions`)).sessions.map((s) => s.payload.uid);
-    assert.equal((await coreSessions()).length, 2);
-    await page.locator('#sessions:not([hidden])').waitFor();
-    await page.click('#sessions-show');
-    await page.locator('#sessions-list', { hasText: 'This device' }).waitFor();
-    assert.equal(await page.locator('#sessions-list li', { hasText: 'This device' }).locator('button').count(), 0);
-    await screenshot('04', 'sessions');
-    await page.click(`[data-field="session-${elsewhere.session_id}"] button.danger`);
-    await page.locator('dialog[open]', { hasText: 'Sign out this device?' }).waitFor();
-    await page.click('dialog[open] button.danger');
-    await page.locator(`[data-field="session-${elsewhere.session_id}"]`).waitFor({ state: 'detached' });
-    await page.locator('#sessions-list', { hasText: 'You are signed in nowhere else.' }).waitFor();
-    // At the core: that session is gone, and its token with it; this browser's stays.
-    const left = await coreSessions();
-    assert.equal(left.length, 1);
-    assert.ok(!left.includes(elsewhere.session_id));
-    assert.equal((await introspect(stack.coreURL, elsewhere.access_token)).active, false);
-    return;
-  }
+  // The core's OIDC sessions: this browser's (the page's token carries its sid), which cannot be
+  // signed out here, and the other application's.
+  const coreSessions = async () => (await management(stack.coreURL, 'GET', `/api/users/${demo.id}/sessions`)).sessions.map((s) => s.payload.uid);
+  assert.equal((await coreSessions()).length, 2);
   await page.locator('#sessions:not([hidden])').waitFor();
   await page.click('#sessions-show');
   await page.locator('#sessions-list', { hasText: 'This device' }).waitFor();
-  // This device cannot be signed out from here; the other can.
-  assert.equal(await page.locator('[data-field="session-current-session"] button').count(), 0);
+  assert.equal(await page.locator('#sessions-list li', { hasText: 'This device' }).locator('button').count(), 0);
   await screenshot('04', 'sessions');
-  await page.click('#session-laptop-session-sign-out');
+  await page.click(`[data-field="session-${elsewhere.session_id}"] button.danger`);
   await page.locator('dialog[open]', { hasText: 'Sign out this device?' }).waitFor();
   await page.click('dialog[open] button.danger');
-  await page.locator('[data-field="session-laptop-session"]').waitFor({ state: 'detached' });
-  assert.ok(documented.deleted.includes('/sessions/laptop-session'));
+  await page.locator(`[data-field="session-${elsewhere.session_id}"]`).waitFor({ state: 'detached' });
   await page.locator('#sessions-list', { hasText: 'You are signed in nowhere else.' }).waitFor();
+  // At the core: that session is gone, and its token with it; this browser's stays.
+  const left = await coreSessions();
+  assert.equal(left.length, 1);
+  assert.ok(!left.includes(elsewhere.session_id));
+  assert.equal((await introspect(stack.coreURL, elsewhere.access_token)).active, false);
 });
 
 test('every protected call carried the step-up record, and nothing broke on the page', () => {
