@@ -118,6 +118,10 @@ type Config struct {
 	// "BackupCode") at start. Empty: none, Logto's default (exchange 42), so the Account API's
 	// MFA routes refuse to bind until a test enables factors.
 	MfaFactors []string
+	// AccountCenterFields set account-center fields at start over the seed's (the nine seed
+	// fields Edit, the others absent, so Off), e.g. {"mfa": "Edit", "session": "Edit"}. A field
+	// or control Logto does not have makes New panic.
+	AccountCenterFields map[string]string
 }
 
 func (c Config) withDefaults() Config {
@@ -181,7 +185,8 @@ type Stats struct {
 	Management map[string]int64 `json:"management"`
 }
 
-// New returns a seeded Core. It panics only if the system cannot generate an RSA key.
+// New returns a seeded Core. It panics if the system cannot generate an RSA key, or on a Config
+// field no Logto could have (AccountCenterFields).
 func New(cfg Config) *Core {
 	c := &Core{
 		cfg:      cfg.withDefaults(),

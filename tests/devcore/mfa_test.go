@@ -3,7 +3,6 @@ package devcore
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -149,9 +148,7 @@ func TestMfaFactorsInSignInExperience(t *testing.T) {
 // experience's mfa.factors, in the Management API's and the public view; by default none.
 func TestMfaFactorsAtStart(t *testing.T) {
 	for _, factors := range [][]string{nil, {"Totp", "BackupCode"}} {
-		core := New(Config{MfaFactors: factors})
-		srv := httptest.NewServer(core.Handler())
-		tc := &testCore{t: t, core: core, url: srv.URL}
+		tc := newTestCoreWith(t, Config{MfaFactors: factors})
 		for _, view := range []struct{ path, token string }{{"/api/sign-in-exp", tc.m2mToken()}, {"/api/.well-known/sign-in-exp", ""}} {
 			mfa := tc.do("GET", view.path, view.token, nil).json(t)["mfa"].(map[string]any)
 			got := []string{}
@@ -165,7 +162,6 @@ func TestMfaFactorsAtStart(t *testing.T) {
 				t.Errorf("%s: policy %v", view.path, mfa["policy"])
 			}
 		}
-		srv.Close()
 	}
 }
 

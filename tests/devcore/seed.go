@@ -2,6 +2,8 @@ package devcore
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -61,6 +63,12 @@ func (c *Core) seed() {
 	c.accountCenter = accountCenter{enabled: true, fields: map[string]string{}, webauthnRelatedOrigins: []string{}}
 	for _, k := range accountCenterFieldKeys[:9] {
 		c.accountCenter.fields[k] = "Edit"
+	}
+	for k, v := range c.cfg.AccountCenterFields {
+		if !slices.Contains(accountCenterFieldKeys, k) || !slices.Contains(accountCenterValues, v) {
+			panic(fmt.Sprintf("devcore: account center field %q: %q (controls: %v)", k, v, accountCenterValues))
+		}
+		c.accountCenter.fields[k] = v
 	}
 
 	sie, err := decodeOrdered([]byte(seedSignInExperience))

@@ -33,8 +33,11 @@ func main() {
 		pageURLs = append(pageURLs, strings.TrimRight(s, "/"))
 		return nil
 	})
-	// The quickstart shows the whole Account API, two-step verification included.
+	// The quickstart shows the whole Account API (and account page), two-step verification and
+	// devices included.
 	mfaFactors := flag.String("mfa-factors", "Totp,BackupCode", "the sign-in experience's MFA factors, comma-separated (empty: none, Logto's default)")
+	fields := flag.String("account-center-fields", "mfa=Edit,session=Edit",
+		"account-center fields set over the seed's (nine fields Edit), comma-separated field=Off|ReadOnly|Edit")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage: devcore [flags]
 
@@ -58,8 +61,16 @@ Flags:
 	}
 	// The mock social connector sends browsers to the core's own dev page, so linking a social
 	// account works on the account page.
+	accountCenter := map[string]string{}
+	for _, item := range splitList(*fields) {
+		field, control, ok := strings.Cut(item, "=")
+		if !ok {
+			log.Fatalf("-account-center-fields: %q is not field=control", item)
+		}
+		accountCenter[field] = control
+	}
 	core := devcore.New(devcore.Config{ClientID: *clientID, ClientSecret: *clientSecret, AccountPageURLs: pageURLs,
-		MockSocialAuthorizeURL: "/dev/mock-social", MfaFactors: splitList(*mfaFactors)})
+		MockSocialAuthorizeURL: "/dev/mock-social", MfaFactors: splitList(*mfaFactors), AccountCenterFields: accountCenter})
 	srv, err := core.Start(addr)
 	if err != nil {
 		log.Fatal(err)
