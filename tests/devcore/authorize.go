@@ -383,15 +383,27 @@ func (c *Core) handleAuthorizationCodeGrant(w http.ResponseWriter, r *http.Reque
 		invalidGrant("grant request is invalid")
 		return
 	}
+	resp := ordered{{"access_token", token}, {"expires_in", int64(ttl / time.Second)}}
+	issued := []string{token}
+	// With offline_access a refresh token of the same grant; an ID token always (openid is
+	// required above).
+	if slices.Contains(strings.Fields(code.req.scope), "offline_access") {
+		c.mu.Lock()
+		from := *c.tokens[token]
+		c.mu.Unlock()
+		refresh := c.issueGrantRefreshToken(from)
+		issued = append(issued, refresh)
+		resp = append(resp, member{"refresh_token", refresh})
+	}
+	idToken, err := c.issueIDToken(r, code.subject, clientID)
+	if err != nil {
+		writeInternalError(w)
+		return
+	}
 	c.browser.mu.Lock()
-	code.tokens = append(code.tokens, token)
+	code.tokens = append(code.tokens, issued...)
 	c.browser.mu.Unlock()
-	writeJSON(w, http.StatusOK, ordered{
-		{"access_token", token},
-		{"expires_in", int64(ttl / time.Second)},
-		{"scope", code.req.scope},
-		{"token_type", "Bearer"},
-	})
+	writeJSON(w, http.StatusOK, append(resp, member{"id_token", idToken}, member{"scope", code.req.scope}, member{"token_type", "Bearer"}))
 }
 
 // handleDevUserTokenTTL is POST /dev/user-token-ttl {"seconds": n}: the lifetime of the access
@@ -446,28 +458,58 @@ func (c *Core) revokeTokens(tokens []string) {
 	}
 }
 
-// handleEndSession is GET /oidc/session/end: RP-initiated logout. A post_logout_redirect_uri
-// must be registered for client_id. Like oidc-provider (and Logto's logout source, which submits
-// it by script), it answers a form bound to the session, so another site cannot sign the user out.
+// handleEndSession is GET or POST /oidc/session/end: RP-initiated logout. An id_token_hint must
+// be one the core signed (400 otherwise), and names the client when client_id does not; a
+// post_logout_redirect_uri must be registered for that client. A browser signed in at the core
+// gets oidc-provider's confirmation form, bound to its session (Logto's logout source submits it
+// by script), so another site cannot sign the user out. Without a session there is nothing to
+// confirm: the hinted user's tokens of that client are revoked, and the browser goes on at once.
 func (c *Core) handleEndSession(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	target := q.Get("post_logout_redirect_uri")
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		newOIDCError(http.StatusBadRequest, "invalid_request", "could not parse the request").write(w)
+		return
+	}
+	hintedUser, hintedClient, oerr := c.idTokenHint(r.Form.Get("id_token_hint"))
+	if oerr != nil {
+		oerr.write(w)
+		return
+	}
+	clientID := r.Form.Get("client_id")
+	if clientID == "" {
+		clientID = hintedClient
+	}
+	target := r.Form.Get("post_logout_redirect_uri")
 	if target != "" {
-		_, postLogout, ok := c.spaRedirects(q.Get("client_id"))
+		_, postLogout, ok := c.spaRedirects(clientID)
 		if !ok || !slices.Contains(postLogout, target) {
 			c.signInPage(w, http.StatusBadRequest, "The post_logout_redirect_uri is not registered for this client_id.", nil)
 			return
 		}
 	}
-	xsrf := ""
 	if _, sid := c.currentSession(r); sid != "" {
 		c.browser.mu.Lock()
-		xsrf = c.browser.sessions[sid].xsrf
+		xsrf := c.browser.sessions[sid].xsrf
 		c.browser.mu.Unlock()
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = logoutTemplate.Execute(w, struct{ XSRF, Target, State, ClientID string }{xsrf, target, r.Form.Get("state"), clientID})
+		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = logoutTemplate.Execute(w, struct{ XSRF, Target, State, ClientID string }{xsrf, target, q.Get("state"), q.Get("client_id")})
+	if hintedUser != "" {
+		c.mu.Lock()
+		for _, t := range c.tokens {
+			if t.subject == hintedUser && t.clientID == hintedClient {
+				t.revoked = true
+			}
+		}
+		c.mu.Unlock()
+	}
+	if target == "" {
+		c.signInPage(w, http.StatusOK, "You are signed out.", nil)
+		return
+	}
+	redirectWith(w, r, target, url.Values{"state": {r.Form.Get("state")}})
 }
 
 // handleEndSessionConfirm is POST /oidc/session/end/confirm: the session ends, with the grants

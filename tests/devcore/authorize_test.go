@@ -334,3 +334,36 @@ func TestDevMockSocialPage(t *testing.T) {
 		t.Fatalf("%d %s", status, page)
 	}
 }
+
+// TestCodeGrantIDAndRefreshTokens: the code grant issues an ID token (the core's signature, the
+// user, the client) and, with offline_access, a refresh token of the page's grant: it renews the
+// access token, and dies with the session at sign-out, with what it was exchanged for.
+func TestCodeGrantIDAndRefreshTokens(t *testing.T) {
+	tc := newTestCore(t)
+	b := newBrowser(tc)
+	_, _, page := b.send(http.MethodGet, authorizePath(url.Values{"scope": {"openid offline_access profile"}}), nil)
+	_, header, _ := b.send(http.MethodPost, formAction.FindStringSubmatch(page)[1], url.Values{"identifier": {DemoUsername}, "password": {DemoPassword}})
+	body := tc.exchange(b.codeFrom(header), verifier).json(t)
+	sub, aud, oerr := tc.core.idTokenHint(body["id_token"].(string))
+	if oerr != nil || sub != DemoUserID || aud != AccountPageAppID {
+		t.Fatalf("id_token: %v %q %q", oerr, sub, aud)
+	}
+	refresh, _ := body["refresh_token"].(string)
+	if refresh == "" {
+		t.Fatalf("no refresh token with offline_access: %v", body)
+	}
+	renewed := tc.form("/oidc/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {AccountPageAppID}, "refresh_token": {refresh}}, "", "").json(t)
+	access, _ := renewed["access_token"].(string)
+	if access == "" || tc.introspect(access)["active"] != true {
+		t.Fatalf("refresh: %v", renewed)
+	}
+	q := url.Values{"client_id": {AccountPageAppID}, "post_logout_redirect_uri": {"http://127.0.0.1:8080/account"}}
+	_, _, page = b.send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
+	q.Set("xsrf", xsrfField.FindStringSubmatch(page)[1])
+	b.send(http.MethodPost, "/oidc/session/end/confirm", q)
+	for _, tok := range []string{access, renewed["refresh_token"].(string)} {
+		if tc.introspect(tok)["active"] != false {
+			t.Fatal("a token of the ended session's grant is still active")
+		}
+	}
+}
