@@ -35,8 +35,9 @@ usage: ./xcaddy.sh COMMAND
   dev ARGS...      xcaddy's plugin-dev mode: build Caddy with this checkout
                    and run `caddy ARGS` (e.g. dev list-modules,
                    dev run -- --config Caddyfile.example)
-  test [ARGS...]   install test dependencies, build, gofmt, go vet, go test
-                   (ARGS go to `go test`, e.g. -run TestName -v)
+  test [ARGS...]   install test dependencies, build, gofmt, go vet, go test,
+                   the account page's browser tests (chromium), the fuzzers
+                   (ARGS go to `go test` and skip the rest, e.g. -run TestName -v)
   fuzz             run every fuzz target for FUZZTIME (default 10s)
   bench [ARGS...]  build, then measure req/s and latency of the module
                    against Caddy's respond, coalescing and cache memory
@@ -66,11 +67,11 @@ find_xcaddy() {
 
 # sources_newer_than_caddy prints the first build input newer than ./caddy.
 # tests/ and *_test.go do not go into the binary, so editing them does not
-# force a rebuild.
+# force a rebuild; the account page's files (go:embed) do.
 sources_newer_than_caddy() {
 	find . \( -path ./tests -o -path ./.git -o -path ./.bin \) -prune -o \
-		\( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum \) \
-		-newer "$CADDY_BIN" -print -quit
+		\( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum -o -path './accountapi/page/assets/*' \) \
+		-type f -newer "$CADDY_BIN" -print -quit
 }
 
 # build_goproxy prints GOPROXY for xcaddy's plugin-dev mode, which names no
@@ -191,7 +192,10 @@ cmd_run() {
 
 	local out=.bin/devcore.out errlog=.bin/devcore.log
 	: >"$out"
-	.bin/devcore -listen "127.0.0.1:$port" >"$out" 2>"$errlog" &
+	# The account page of Caddyfile.example signs in with the dev core's SPA, whose redirect URIs
+	# must name the site's port.
+	.bin/devcore -listen "127.0.0.1:$port" -account-page "http://127.0.0.1:$http_port/account" \
+		-account-page "http://localhost:$http_port/account" >"$out" 2>"$errlog" &
 	local devcore_pid=$!
 	CHILDREN+=("$devcore_pid")
 
@@ -230,8 +234,11 @@ cmd_run() {
 
   Development core on $url (log: $errlog)
   It is a DEVELOPMENT STAND-IN for Logto, for trying the module locally:
-  in-memory data, no real sign-in. Point ACCOUNT_API_CORE_URL at a real
+  in-memory data, a plain dev sign-in form. Point ACCOUNT_API_CORE_URL at a real
   Logto in production.
+
+  Account page: $api/account
+  Open it in a browser and sign in as demo (or demo@example.com), password $password.
 
   Demo user $user_id, password $password. A user access token:
 
@@ -274,18 +281,48 @@ cmd_dev() {
 	GOPROXY="$(build_goproxy)" CADDY_VERSION="$CADDY_VERSION_PIN" "$xcaddy" "$@"
 }
 
+# apt_install installs Debian packages (as root, or through sudo).
+apt_install() {
+	local sudo=()
+	if [[ $(id -u) -ne 0 ]]; then
+		command -v sudo >/dev/null 2>&1 || die "$* missing and not root: install it"
+		sudo=(sudo)
+	fi
+	"${sudo[@]}" apt-get update
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
 # ensure_redis installs redis-server for the tests that need a real one;
 # in CI those tests fail rather than skip without it.
 ensure_redis() {
 	command -v redis-server >/dev/null 2>&1 && return
 	log "installing redis-server (apt)"
-	local sudo=()
-	if [[ $(id -u) -ne 0 ]]; then
-		command -v sudo >/dev/null 2>&1 || die "redis-server missing and not root: install it"
-		sudo=(sudo)
+	apt_install redis-server
+}
+
+# ensure_browser_tests installs what the account page's browser tests need: Debian's chromium
+# (playwright-core drives it; it never downloads a browser of its own) and zbarimg, Node.js,
+# and the pinned playwright-core from tests/browser/package-lock.json.
+ensure_browser_tests() {
+	if [[ ! -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ]] || ! command -v zbarimg >/dev/null 2>&1; then
+		log "installing chromium and zbar-tools (apt; zbarimg reads the page's QR code back)"
+		apt_install chromium zbar-tools
 	fi
-	"${sudo[@]}" apt-get update
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		log "installing nodejs and npm (apt)"
+		apt_install nodejs npm
+	fi
+	log "npm ci (tests/browser)"
+	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+# browser_tests runs the account page in chromium against ./caddy and the dev core, with
+# node's test runner, whose summary (tests, pass, fail) ends its part of the output.
+browser_tests() {
+	mkdir -p .bin
+	go build -o .bin/devcore ./tests/devcore/cmd/devcore
+	log "browser tests (tests/browser: chromium, screenshots in tests/browser/output/)"
+	(cd tests/browser && DEVCORE_BIN="$ROOT/.bin/devcore" node --test --test-reporter=spec)
 }
 
 # go_files lists the Go files git knows about (tracked, plus new files not
@@ -301,6 +338,7 @@ go_files() {
 
 cmd_test() {
 	ensure_redis
+	ensure_browser_tests
 	log "go mod download"
 	go mod download
 	cmd_build
@@ -324,6 +362,7 @@ cmd_test() {
 
 	# Only the plain run: extra arguments (e.g. -run X) mean a developer is focusing.
 	if (($# == 0)); then
+		browser_tests
 		cmd_fuzz
 	fi
 }

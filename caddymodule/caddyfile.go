@@ -86,6 +86,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			signing_key <key...>
 //			max_age     <duration>
 //		}
+//		page [<path>] {
+//			path      <path>
+//			client_id <SPA app id>
+//			issuer    <url>
+//			scopes    <scope...>
+//		}
 //	}
 //
 // Without enabled or fields, the account-center settings are read from the core. Secrets should
@@ -146,6 +152,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.DisableLocalCache = true
 		case "webhook":
 			err = h.unmarshalWebhook(d)
+		case "page":
+			err = h.unmarshalPage(d)
 		default:
 			return d.Errf("unrecognized account_api option %q", d.Val())
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 	"github.com/accountedge/caddy-account-api/accountapi/api"
 	"github.com/accountedge/caddy-account-api/accountapi/cache"
+	"github.com/accountedge/caddy-account-api/accountapi/page"
 	"github.com/accountedge/caddy-account-api/accountapi/verification"
 	"github.com/accountedge/caddy-account-api/accountapi/webhook"
 )
@@ -138,7 +139,12 @@ type Handler struct {
 	// passing through this site drop the cached records at once. Default: off.
 	Webhook *WebhookConfig `json:"webhook,omitempty"`
 
-	api *api.Handler
+	// Page serves the account page, on which users sign in with the core and manage their
+	// account through this API. Default: off.
+	Page *PageConfig `json:"page,omitempty"`
+
+	api  *api.Handler
+	page *page.Handler // nil without a page
 	// rt is the state shared with the other loaded configurations of the same deployment
 	// (runtime.go); stateKey and runtimeKey are its keys in runtimes, released by Cleanup.
 	rt                   *runtime
@@ -280,6 +286,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	revocationFailed := storeErrorLogger(h.logger, "revocation")
 	h.sessionEnded = logged(h.rt.userChanged("session_end", true), revocationFailed)
 	h.managementChanged = logged(h.rt.userChanged("management_api", true), revocationFailed)
+	if err := h.provisionPage(h.rt.source); err != nil {
+		return err
+	}
 	h.api = api.New(api.Config{
 		Core:             h.rt.apiCore,
 		Auth:             h.rt.authn,
@@ -353,6 +362,9 @@ func (h *Handler) setDefaults() {
 	if h.Webhook != nil && h.Webhook.Path == "" {
 		h.Webhook.Path = "/webhooks/logto"
 	}
+	if h.Page != nil && h.Page.Path == "" {
+		h.Page.Path = "/account"
+	}
 }
 
 // cacheSecret is the configured cache key, or one derived from the client secret so that every
@@ -396,6 +408,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			r = r.WithContext(cache.WithPrefetch(r.Context()))
 		}
 		h.api.ServeHTTP(w, r)
+		return nil
+	}
+	if h.page != nil && h.page.Owns(r.URL.Path) {
+		h.page.ServeHTTP(w, r)
 		return nil
 	}
 	if h.webhook != nil && r.URL.Path == h.Webhook.Path {

@@ -71,6 +71,11 @@ var readmeOptionExamples = map[string]string{
 	"rate_limits.token_failures_per_ip":     "rate_limits {\ntoken_failures_per_ip off\n}",
 	"body_timeout":                          "body_timeout 10s",
 	"webhook.max_age":                       "webhook {\nsigning_key k1_0123456789abcdef\nmax_age 2m\n}",
+	"page":                                  "page /account {\nclient_id spa-app\n}",
+	"page.path":                             "page {\npath /me\nclient_id spa-app\n}",
+	"page.client_id":                        "page {\nclient_id {env.ACCOUNT_API_README_SECRET}\n}",
+	"page.issuer":                           "page {\nclient_id spa-app\nissuer https://auth.example.com/oidc\n}",
+	"page.scopes":                           "page {\nclient_id spa-app\nscopes openid profile email\n}",
 }
 
 // TestReadmeOptionsTable keeps the README's options table and the Caddyfile parser in step:

@@ -79,6 +79,12 @@ func (h *Handler) resolvePlaceholders(repl *caddy.Replacer) {
 		one("webhook path", &w.Path)
 		list("webhook signing_key", w.SigningKeys)
 	}
+	if p := h.Page; p != nil {
+		one("page path", &p.Path)
+		one("page client_id", &p.ClientID)
+		one("page issuer", &p.Issuer)
+		list("page scopes", p.Scopes)
+	}
 }
 
 // validate checks the configuration without doing any I/O. Every error names the option (by its
@@ -171,6 +177,9 @@ func (h *Handler) validate() error {
 	}
 	if h.Redis != nil {
 		errs = append(errs, h.Redis.validate()...)
+	}
+	if h.Page != nil {
+		errs = append(errs, h.Page.validate(h)...)
 	}
 	errs = append(errs, h.RateLimits.validate()...)
 	return errors.Join(errs...)

@@ -223,7 +223,8 @@ func TestWebhookUnrecordedIsRedelivered(t *testing.T) {
 func TestSignOutThroughTheSite(t *testing.T) {
 	e, instances, _ := twoInstances(t)
 	var minted devcore.MintResponse
-	e.coreJSON("POST", "/dev/tokens", devcore.MintRequest{UserID: devcore.DemoUserID, Scope: allScopes}, &minted)
+	// Signed in to the account page's application, whose post-logout URI is registered.
+	e.coreJSON("POST", "/dev/tokens", devcore.MintRequest{UserID: devcore.DemoUserID, Scope: allScopes, ClientID: devcore.AccountPageAppID}, &minted)
 	for _, base := range instances {
 		if r := e.call(base, "GET", "/api/my-account", minted.AccessToken, nil); r.status != 200 {
 			t.Fatalf("%d %s", r.status, r.body)
@@ -240,7 +241,7 @@ func TestSignOutThroughTheSite(t *testing.T) {
 		t.Fatal("a sign-out the core refused evicted the user's answers")
 	}
 
-	q := url.Values{"id_token_hint": {minted.IDToken}, "post_logout_redirect_uri": {"https://app.example/bye"}}
+	q := url.Values{"id_token_hint": {minted.IDToken}, "post_logout_redirect_uri": {devcore.DefaultAccountPageURLs[0]}}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noRedirect.Get(instances[0] + "/oidc/session/end?" + q.Encode())
 	if err != nil {

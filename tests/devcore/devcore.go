@@ -3,8 +3,9 @@
 // introspection) and the part of the Management API the Account API gateway uses, with Logto's
 // bodies, status codes and error shapes (see tests/testdata/logto, exchanges 0-6 and 35-44).
 //
-// It is NOT an identity provider: there is no sign-in, no persistence and no hardening. It exists
-// so tests and the quickstart can run the gateway without a real Logto. Beyond Logto's routes it
+// It is NOT an identity provider: its sign-in is a plain dev-only form for the seeded users, and it
+// has no persistence and no hardening. It exists so tests and the quickstart can run the gateway
+// (and its account page) without a real Logto. Beyond Logto's routes it
 // serves a small dev-only API under /dev (mint and revoke user tokens, stats, introspection delay,
 // key rotation) that a real Logto does not have.
 //
@@ -15,7 +16,9 @@
 //	POST   /oidc/token                      client_credentials (Management API), refresh_token
 //	POST   /oidc/token/introspection        persisted opaque tokens; any JWT is 400 unsupported_token_type
 //	POST   /oidc/token/revocation           RFC 7009; a public client names itself with client_id
-//	GET|POST /oidc/session/end              id_token_hint revokes the user's tokens of that client
+//	GET    /oidc/auth, POST /oidc/auth/{uid}  code flow with PKCE for SPAs, a dev sign-in form (authorize.go)
+//	GET|POST /oidc/session/end              RP-initiated logout (authorize.go)
+//	GET    /api/.well-known/sign-in-exp     public: the sign-in experience and the social connectors
 //	GET    /api/account-center              Management API: M2M JWT with scope "all"
 //	PATCH  /api/account-center
 //	GET    /api/sign-in-exp
@@ -51,6 +54,8 @@
 //	GET    /dev/stats, POST /dev/stats/reset
 //	POST   /dev/introspection-delay         dev only: {"ms": 200}
 //	POST   /dev/keys/rotate                 dev only: answers {kid}
+//	POST   /dev/user-token-ttl              dev only: {"seconds": n} for the code grant's next tokens
+//	GET    /dev/mock-social                 dev only: the mock social provider's sign-in page
 package devcore
 
 import (
@@ -101,6 +106,22 @@ type Config struct {
 	ClientSecret string
 	// ManagementResource is the Management API's resource indicator (the audience of M2M tokens).
 	ManagementResource string
+	// AccountPageURLs are where the account page is served: each URL u registers u+"/callback" as
+	// a redirect URI and u as a post-logout redirect URI of the AccountPageAppID application.
+	// Default: DefaultAccountPageURLs.
+	AccountPageURLs []string
+	// MockSocialAuthorizeURL is where the mock social connector sends the browser. Default:
+	// "http://mock-social/", as Logto's mock connector does. A path ("/dev/mock-social") is on
+	// this core: a dev page that plays the provider, so a person can link an account.
+	MockSocialAuthorizeURL string
+	// MfaFactors are the sign-in experience's MFA factors (mfa.factors, e.g. "Totp",
+	// "BackupCode") at start. Empty: none, Logto's default (exchange 42), so the Account API's
+	// MFA routes refuse to bind until a test enables factors.
+	MfaFactors []string
+	// AccountCenterFields set account-center fields at start over the seed's (the nine seed
+	// fields Edit, the others absent, so Off), e.g. {"mfa": "Edit", "session": "Edit"}. A field
+	// or control Logto does not have makes New panic.
+	AccountCenterFields map[string]string
 }
 
 func (c Config) withDefaults() Config {
@@ -112,6 +133,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ManagementResource == "" {
 		c.ManagementResource = DefaultManagementResource
+	}
+	if len(c.AccountPageURLs) == 0 {
+		c.AccountPageURLs = DefaultAccountPageURLs
+	}
+	if c.MockSocialAuthorizeURL == "" {
+		c.MockSocialAuthorizeURL = mockSocialAuthorize
 	}
 	return c
 }
@@ -142,6 +169,8 @@ type Core struct {
 	passcodes  map[string]*passcode   // live code by recipient
 	messages   map[string][]time.Time // send times by recipient, for the message rate limit
 	sent       []SentCode             // what the mock connectors "sent" (dev only)
+
+	browser *browserState // interactive sign-in: interactions, codes, browser sessions (authorize.go)
 }
 
 // Stats counts requests so tests can observe caching and coalescing in the gateway.
@@ -156,7 +185,8 @@ type Stats struct {
 	Management map[string]int64 `json:"management"`
 }
 
-// New returns a seeded Core. It panics only if the system cannot generate an RSA key.
+// New returns a seeded Core. It panics if the system cannot generate an RSA key, or on a Config
+// field no Logto could have (AccountCenterFields).
 func New(cfg Config) *Core {
 	c := &Core{
 		cfg:      cfg.withDefaults(),
@@ -170,6 +200,7 @@ func New(cfg Config) *Core {
 		connectors: seedConnectors(),
 		passcodes:  map[string]*passcode{},
 		messages:   map[string][]time.Time{},
+		browser:    newBrowserState(),
 	}
 	key, err := newSigningKey()
 	if err != nil {
@@ -257,8 +288,12 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("POST /oidc/token", c.handleToken)
 	mux.HandleFunc("POST /oidc/token/introspection", c.handleIntrospection)
 	mux.HandleFunc("POST /oidc/token/revocation", c.handleRevocation)
+	mux.HandleFunc("GET /api/.well-known/sign-in-exp", c.handlePublicSignInExp)
+	mux.HandleFunc("GET /oidc/auth", c.handleAuthorize)
+	mux.HandleFunc("POST /oidc/auth/{uid}", c.handleSignInSubmit)
 	mux.HandleFunc("GET /oidc/session/end", c.handleEndSession)
 	mux.HandleFunc("POST /oidc/session/end", c.handleEndSession)
+	mux.HandleFunc("POST /oidc/session/end/confirm", c.handleEndSessionConfirm)
 
 	// Management API: every route is counted and authenticated first.
 	for pattern, h := range map[string]http.HandlerFunc{
@@ -305,6 +340,8 @@ func (c *Core) routes() http.Handler {
 	mux.HandleFunc("DELETE /dev/connectors/{id}", c.handleDevDeleteConnector)
 	mux.HandleFunc("POST /dev/user-assets", c.handleDevUserAssets)
 	mux.HandleFunc("GET /dev/user-assets/{key...}", c.handleDevGetUserAsset)
+	mux.HandleFunc("POST /dev/user-token-ttl", c.handleDevUserTokenTTL)
+	mux.HandleFunc("GET /dev/mock-social", c.handleDevMockSocial)
 	return mux
 }
 

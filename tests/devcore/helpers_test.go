@@ -22,7 +22,12 @@ type testCore struct {
 
 func newTestCore(t *testing.T) *testCore {
 	t.Helper()
-	core := New(Config{})
+	return newTestCoreWith(t, Config{})
+}
+
+func newTestCoreWith(t *testing.T, cfg Config) *testCore {
+	t.Helper()
+	core := New(cfg)
 	srv := httptest.NewServer(core.Handler())
 	t.Cleanup(srv.Close)
 	return &testCore{t: t, core: core, url: srv.URL}

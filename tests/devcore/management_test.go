@@ -180,3 +180,25 @@ func TestApplications(t *testing.T) {
 	}
 	expectError(t, tc.do(http.MethodGet, "/api/applications/nope", tok, nil), 404, "entity.not_found", "The resource does not exist.")
 }
+
+// TestAccountCenterFieldsAtStart: Config.AccountCenterFields (the quickstart's mfa and session)
+// are set over the seed's fields; a field or control Logto does not have is refused.
+func TestAccountCenterFieldsAtStart(t *testing.T) {
+	tc := newTestCoreWith(t, Config{AccountCenterFields: map[string]string{"mfa": "Edit", "session": "ReadOnly", "name": "Off"}})
+	fields := tc.do(http.MethodGet, "/api/account-center", tc.m2mToken(), nil).json(t)["fields"].(map[string]any)
+	for k, want := range map[string]string{"mfa": "Edit", "session": "ReadOnly", "name": "Off", "email": "Edit"} {
+		if fields[k] != want {
+			t.Errorf("%s: %v, want %s", k, fields[k], want)
+		}
+	}
+	for _, bad := range []map[string]string{{"mfa": "edit"}, {"trustedDevices": "Edit"}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("New accepted %v", bad)
+				}
+			}()
+			New(Config{AccountCenterFields: bad})
+		}()
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -311,7 +312,11 @@ func (c *Core) handleAuthorizationURI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := "state=" + url.QueryEscape(state) + "&redirect_uri=" + url.QueryEscape(redirectURI) + "&scope=" + url.QueryEscape("email profile")
-	writeJSON(w, http.StatusOK, ordered{{"redirectTo", mockSocialAuthorize + "?" + q}})
+	authorize := c.cfg.MockSocialAuthorizeURL
+	if strings.HasPrefix(authorize, "/") {
+		authorize = baseURL(r) + authorize
+	}
+	writeJSON(w, http.StatusOK, ordered{{"redirectTo", authorize + "?" + q}})
 }
 
 // mockSocialUser is what Logto's mock social connector makes of connectorData: it needs a

@@ -3,6 +3,7 @@ package devcore
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -140,6 +141,27 @@ func TestMfaFactorsInSignInExperience(t *testing.T) {
 	mfa := tc.do("GET", "/api/sign-in-exp", tok, nil).json(t)["mfa"].(map[string]any)
 	if f := mfa["factors"].([]any); len(f) != 2 || f[0] != "Totp" {
 		t.Fatalf("%v", mfa)
+	}
+}
+
+// TestMfaFactorsAtStart: Config.MfaFactors (the quickstart's) are the seeded sign-in
+// experience's mfa.factors, in the Management API's and the public view; by default none.
+func TestMfaFactorsAtStart(t *testing.T) {
+	for _, factors := range [][]string{nil, {"Totp", "BackupCode"}} {
+		tc := newTestCoreWith(t, Config{MfaFactors: factors})
+		for _, view := range []struct{ path, token string }{{"/api/sign-in-exp", tc.m2mToken()}, {"/api/.well-known/sign-in-exp", ""}} {
+			mfa := tc.do("GET", view.path, view.token, nil).json(t)["mfa"].(map[string]any)
+			got := []string{}
+			for _, f := range mfa["factors"].([]any) {
+				got = append(got, f.(string))
+			}
+			if !slices.Equal(got, factors) {
+				t.Errorf("%s with MfaFactors %v: factors %v", view.path, factors, got)
+			}
+			if mfa["policy"] != "PromptAtSignInAndSignUp" {
+				t.Errorf("%s: policy %v", view.path, mfa["policy"])
+			}
+		}
 	}
 }
 

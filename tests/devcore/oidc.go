@@ -184,6 +184,9 @@ func (c *Core) handleToken(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		c.refreshTokenGrant(w, r, form)
 		return
+	case "authorization_code":
+		c.handleAuthorizationCodeGrant(w, r, form)
+		return
 	default:
 		// Logto supports the interactive grants too; a dev core without sign-in cannot.
 		newOIDCError(http.StatusBadRequest, "unsupported_grant_type", "unsupported grant_type requested").write(w)
@@ -333,11 +336,17 @@ const refreshTokenLifetime = 14 * 24 * time.Hour
 
 // issueRefreshToken persists a refresh token for the user's grant to clientID.
 func (c *Core) issueRefreshToken(subject, clientID, scope string) string {
+	return c.issueGrantRefreshToken(tokenRecord{subject: subject, clientID: clientID, scope: scope})
+}
+
+// issueGrantRefreshToken persists a refresh token like from (its user, client, scope, and the
+// grant and session it belongs to, so that ending them revokes it and what it is exchanged for).
+func (c *Core) issueGrantRefreshToken(from tokenRecord) string {
 	now := time.Now()
 	token := opaqueToken()
 	c.mu.Lock()
-	c.tokens[token] = &tokenRecord{kind: kindRefresh, subject: subject, clientID: clientID, scope: scope,
-		issuedAt: now, expires: now.Add(refreshTokenLifetime)}
+	c.tokens[token] = &tokenRecord{kind: kindRefresh, subject: from.subject, clientID: from.clientID, scope: from.scope,
+		issuedAt: now, expires: now.Add(refreshTokenLifetime), grantID: from.grantID, sessionUID: from.sessionUID, sid: from.sid}
 	c.mu.Unlock()
 	return token
 }
@@ -385,7 +394,8 @@ func (c *Core) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form ur
 		now := time.Now()
 		token := opaqueToken()
 		c.mu.Lock()
-		c.tokens[token] = &tokenRecord{subject: old.subject, clientID: clientID, scope: scope, issuedAt: now, expires: now.Add(ttl)}
+		c.tokens[token] = &tokenRecord{subject: old.subject, clientID: clientID, scope: scope, issuedAt: now, expires: now.Add(ttl),
+			grantID: old.grantID, sessionUID: old.sessionUID, sid: old.sid}
 		c.mu.Unlock()
 		resp = append(resp, member{"access_token", token})
 	}
@@ -394,7 +404,7 @@ func (c *Core) refreshTokenGrant(w http.ResponseWriter, r *http.Request, form ur
 	c.mu.Unlock()
 	resp = append(resp,
 		member{"expires_in", int64(ttl / time.Second)},
-		member{"refresh_token", c.issueRefreshToken(old.subject, clientID, old.scope)},
+		member{"refresh_token", c.issueGrantRefreshToken(old)},
 		member{"scope", scope},
 		member{"token_type", "Bearer"},
 	)
@@ -450,41 +460,21 @@ func (c *Core) issueIDToken(r *http.Request, subject, clientID string) (string, 
 	return key.signTyped("JWT", idClaims{Sub: subject, Aud: clientID, IAT: now.Unix(), EXP: now.Add(time.Hour).Unix(), Iss: c.issuer(r)})
 }
 
-// handleEndSession is RP-initiated logout (GET or POST /oidc/session/end) as far as tokens go:
-// an id_token_hint the core signed names the user, whose tokens issued to that client are
-// revoked (Logto ends the session and its grants); the user agent is sent to
-// post_logout_redirect_uri (303) or shown a page (200). A hint the core did not sign is 400.
-func (c *Core) handleEndSession(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		newOIDCError(http.StatusBadRequest, "invalid_request", "could not parse the request").write(w)
-		return
+// idTokenHint reads an id_token_hint of RP-initiated logout: it must be one the core signed (an
+// empty hint is no hint); it names the user and the client.
+func (c *Core) idTokenHint(hint string) (subject, clientID string, oerr *oidcError) {
+	if hint == "" {
+		return "", "", nil
 	}
-	if hint := r.Form.Get("id_token_hint"); hint != "" {
-		c.mu.Lock()
-		keys := append([]*signingKey(nil), c.keys...)
-		c.mu.Unlock()
-		claims, err := verifyJWT(hint, keys)
-		var aud string
-		if err == nil {
-			err = json.Unmarshal(claims.Aud, &aud)
-		}
-		if err != nil || claims.Sub == "" {
-			newOIDCError(http.StatusBadRequest, "invalid_request", "could not validate id_token_hint").write(w)
-			return
-		}
-		c.mu.Lock()
-		for _, t := range c.tokens {
-			if t.subject == claims.Sub && t.clientID == aud {
-				t.revoked = true
-			}
-		}
-		c.mu.Unlock()
+	c.mu.Lock()
+	keys := append([]*signingKey(nil), c.keys...)
+	c.mu.Unlock()
+	claims, err := verifyJWT(hint, keys)
+	if err == nil {
+		err = json.Unmarshal(claims.Aud, &clientID)
 	}
-	if to := r.Form.Get("post_logout_redirect_uri"); to != "" {
-		http.Redirect(w, r, to, http.StatusSeeOther)
-		return
+	if err != nil || claims.Sub == "" {
+		return "", "", newOIDCError(http.StatusBadRequest, "invalid_request", "could not validate id_token_hint")
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte("<!DOCTYPE html><title>Signed out</title><p>You are signed out.</p>"))
+	return claims.Sub, clientID, nil
 }

@@ -2,6 +2,8 @@ package devcore
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -33,6 +35,10 @@ func (c *Core) seed() {
 	// introspection answers too): the only way an edge can tell which session a token is from.
 	c.apps[FirstPartyWebAppID].OIDCClientMetadata = json.RawMessage(`{"redirectUris":[],"postLogoutRedirectUris":[],` +
 		`"backchannelLogoutUri":"http://127.0.0.1/backchannel-logout","backchannelLogoutSessionRequired":true}`)
+	// The account page's Single Page application (a public client: no secret, PKCE).
+	page := app(AccountPageAppID, "Account page", "N/A", "The account page served by the Account API module (dev core seed).", "SPA", false, now)
+	page.OIDCClientMetadata = accountPageRedirects(c.cfg.AccountPageURLs)
+	c.apps[AccountPageAppID] = page
 	// Only the machine-to-machine app authenticates at the token and introspection endpoints.
 	c.clients[c.cfg.ClientID] = c.cfg.ClientSecret
 
@@ -58,12 +64,25 @@ func (c *Core) seed() {
 	for _, k := range accountCenterFieldKeys[:9] {
 		c.accountCenter.fields[k] = "Edit"
 	}
+	for k, v := range c.cfg.AccountCenterFields {
+		if !slices.Contains(accountCenterFieldKeys, k) || !slices.Contains(accountCenterValues, v) {
+			panic(fmt.Sprintf("devcore: account center field %q: %q (controls: %v)", k, v, accountCenterValues))
+		}
+		c.accountCenter.fields[k] = v
+	}
 
 	sie, err := decodeOrdered([]byte(seedSignInExperience))
 	if err != nil {
 		panic("devcore: bad seed sign-in experience: " + err.Error())
 	}
 	c.signInExp = sie
+	if len(c.cfg.MfaFactors) > 0 {
+		mfa, err := json.Marshal(ordered{{"factors", c.cfg.MfaFactors}, {"policy", "PromptAtSignInAndSignUp"}})
+		if err != nil {
+			panic(err)
+		}
+		c.signInExp = c.signInExp.set("mfa", json.RawMessage(mfa))
+	}
 }
 
 // seedSignInExperience is exchange 42 (Logto 1.42 defaults) with the recording's test-run
@@ -117,3 +136,26 @@ const seedSignInExperience = `{
     "allowedChars": {"lowercase": true, "uppercase": true, "numbers": true, "underscore": true}
   }
 }`
+
+// accountPageRedirects is the OIDC client metadata of the account page's application: each page
+// URL's callback, and the page itself after sign-out. It has back-channel logout with the session
+// id, so its tokens carry sid and the Account API can mark the page's own session "current" (the
+// dev core never delivers back-channel logouts).
+func accountPageRedirects(pageURLs []string) json.RawMessage {
+	var meta struct {
+		RedirectURIs                     []string `json:"redirectUris"`
+		PostLogoutRedirectURIs           []string `json:"postLogoutRedirectUris"`
+		BackchannelLogoutURI             string   `json:"backchannelLogoutUri"`
+		BackchannelLogoutSessionRequired bool     `json:"backchannelLogoutSessionRequired"`
+	}
+	for _, u := range pageURLs {
+		meta.RedirectURIs = append(meta.RedirectURIs, u+"/callback")
+		meta.PostLogoutRedirectURIs = append(meta.PostLogoutRedirectURIs, u)
+	}
+	meta.BackchannelLogoutURI, meta.BackchannelLogoutSessionRequired = "http://127.0.0.1/backchannel-logout", true
+	raw, err := json.Marshal(meta)
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
