@@ -63,6 +63,8 @@ func New(cfg Config) *Cache {
 		MaxEntries:   cfg.MaxEntries,
 		TTL:          func(*identitycore.User) time.Duration { return cfg.MaxAge },
 		Subject:      func(u *identitycore.User) string { return u.ID },
+		Encode:       encodeUser,
+		Decode:       decodeUser,
 		Metrics:      cfg.Metrics,
 		OnStoreError: cfg.OnStoreError,
 	})}

@@ -48,7 +48,8 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measuring time per row")
 	conns := flag.Int("c", 16, "concurrent connections per row")
 	coalesce := flag.Int("n", 1000, "concurrent first requests in the coalescing check")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of Caddy during row b to this file (go tool pprof)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of Caddy during one row (-cpuprofile-row) to this file (go tool pprof)")
+	cpuProfileRow := flag.String("cpuprofile-row", "b", "the row -cpuprofile covers: b (warm in process) or c (Redis hits)")
 	memoryOnly := flag.Bool("memory", false, "only measure the in-process caches (no servers)")
 	flag.Parse()
 	if *memoryOnly {
@@ -62,6 +63,9 @@ func main() {
 	if *devcoreBin == "" {
 		fail(errors.New("-devcore is required"))
 	}
+	if *cpuProfileRow != "b" && *cpuProfileRow != "c" {
+		fail(errors.New("-cpuprofile-row is b or c"))
+	}
 
 	// The whole run is bounded: a stuck step ends it rather than hanging a terminal or CI.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*(*duration)+90*time.Second)
@@ -69,7 +73,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	b := &bench{ctx: ctx, conns: *conns, duration: *duration, cpuProfile: *cpuProfile}
+	b := &bench{ctx: ctx, conns: *conns, duration: *duration, cpuProfile: *cpuProfile, cpuProfileRow: *cpuProfileRow}
 	defer b.stopAll()
 	if err := b.run(*caddyBin, *devcoreBin, *redisBin, *coalesce); err != nil {
 		b.stopAll()
@@ -87,8 +91,9 @@ type bench struct {
 	conns    int
 	duration time.Duration
 	dir      string
-	// cpuProfile, when set, is where row b's CPU profile of Caddy goes.
-	cpuProfile string
+	// cpuProfile, when set, is where the CPU profile of Caddy during row cpuProfileRow goes.
+	cpuProfile    string
+	cpuProfileRow string
 
 	mu    sync.Mutex
 	procs []*exec.Cmd
@@ -221,7 +226,7 @@ func (b *bench) run(caddyBin, devcoreBin, redisBin string, coalesce int) error {
 	if err := measure("a  respond, same-size JSON (ceiling)", get(b.site("respond")+"/", ""), 200, 0, warmGet(b.site("respond")+"/")); err != nil {
 		return err
 	}
-	profiled := b.profileCaddy()
+	profiled := b.profileCaddy("b")
 	if err := measure("b  GET /api/my-account, warm in process", get(b.site("cached")+"/api/my-account", token), 200, 0,
 		warmGet(b.site("cached")+"/api/my-account")); err != nil {
 		return err
@@ -229,9 +234,13 @@ func (b *bench) run(caddyBin, devcoreBin, redisBin string, coalesce int) error {
 	if err := <-profiled; err != nil {
 		return fmt.Errorf("cpu profile: %w", err)
 	}
+	profiled = b.profileCaddy("c")
 	if err := measure("c  GET, in-process caches off (Redis hits)", get(b.site("shared")+"/api/my-account", token), 200, 0,
 		warmGet(b.site("shared")+"/api/my-account")); err != nil {
 		return err
+	}
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
 	}
 	// Enough new tokens for the row, minted beforehand so that minting does not share its time.
 	fresh, err := b.mintMany(min(int(rows[1].res.rps()*b.duration.Seconds()/2), 40_000))
@@ -471,10 +480,10 @@ func (b *bench) reload(redisAddr string, body []byte) error {
 }
 
 // profileCaddy starts a CPU profile of Caddy (through its admin endpoint) that covers the
-// measured part of the next row, when -cpuprofile is set.
-func (b *bench) profileCaddy() <-chan error {
+// measured part of the next row, when -cpuprofile is set and that row is the one named.
+func (b *bench) profileCaddy(row string) <-chan error {
 	done := make(chan error, 1)
-	if b.cpuProfile == "" {
+	if b.cpuProfile == "" || b.cpuProfileRow != row {
 		done <- nil
 		return done
 	}
