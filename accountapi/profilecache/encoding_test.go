@@ -10,9 +10,9 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-// TestUserEncodingRoundTrip: what the shared store gives back is the record that was stored,
+// TestProfileRecordEncodingRoundTrip: what the shared store gives back is the record that was stored,
 // field for field, with nil and empty kept apart.
-func TestUserEncodingRoundTrip(t *testing.T) {
+func TestProfileRecordEncodingRoundTrip(t *testing.T) {
 	full := &identitycore.User{
 		ID: "u1", Username: ptr("alice"), PrimaryEmail: ptr("a@example.com"), PrimaryPhone: ptr(""),
 		Name: ptr("Ällice \"quoted\""), Avatar: ptr("https://example.com/a.png"),
@@ -47,9 +47,9 @@ func TestUserEncodingRoundTrip(t *testing.T) {
 	}
 }
 
-// TestUserEncodingRejectsDamage: a truncated, extended or foreign entry (JSON from an older
+// TestProfileRecordEncodingRejectsDamage: a truncated, extended or foreign entry (JSON from an older
 // version) is refused, never half read, so it only costs a miss.
-func TestUserEncodingRejectsDamage(t *testing.T) {
+func TestProfileRecordEncodingRejectsDamage(t *testing.T) {
 	b, _ := encodeUser(&identitycore.User{ID: "u1", Name: ptr("n"), CustomData: json.RawMessage(`{}`),
 		Identities: map[string]json.RawMessage{"g": json.RawMessage(`{}`)}, SSOIdentities: []json.RawMessage{json.RawMessage(`{}`)}})
 	for i := range len(b) {
