@@ -13,6 +13,10 @@ func ptr[T any](v T) *T { return &v }
 // TestProfileRecordEncodingRoundTrip: what the shared store gives back is the record that was stored,
 // field for field, with nil and empty kept apart.
 func TestProfileRecordEncodingRoundTrip(t *testing.T) {
+	// The encoding lists the fields one by one: a new field must be added to it (and below).
+	if n := reflect.TypeFor[identitycore.User]().NumField(); n != 17 {
+		t.Fatalf("identitycore.User has %d fields, the encoding knows 17: extend encodeUser and decodeUser", n)
+	}
 	full := &identitycore.User{
 		ID: "u1", Username: ptr("alice"), PrimaryEmail: ptr("a@example.com"), PrimaryPhone: ptr(""),
 		Name: ptr("Ällice \"quoted\""), Avatar: ptr("https://example.com/a.png"),
