@@ -208,7 +208,8 @@ type JWTConfig struct {
 	// ES256, ES384, ES512 and EdDSA. Default: all of them.
 	Algorithms []string `json:"algorithms,omitempty"`
 
-	// Leeway tolerated on exp and nbf; not negative. Default: 0.
+	// Leeway is the clock skew tolerated on nbf and iat (never on exp: a token is refused from its
+	// exp on); not negative. Default: 0.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 }
 

@@ -146,8 +146,8 @@ func setRetryAfter(w http.ResponseWriter, d time.Duration) {
 
 // tokenGate bounds the failed token checks of the client address: each token the core must be
 // asked about reserves one failure, given back when the token is good. Past the limit, such
-// tokens are refused with 429 unasked (retry says for how long); tokens with a valid cached
-// answer are not gated (see auth.Gate).
+// tokens are refused with 429 unasked (retry says for how long); tokens the edge has seen
+// valid, and JWTs verified locally, are not gated (see auth.Gate).
 func (h *Handler) tokenGate(ctx context.Context, r *http.Request, retry *atomic.Int64) context.Context {
 	p := h.cfg.Protections
 	if p.Limits.TokenFailuresPerIP.Off() {

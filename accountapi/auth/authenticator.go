@@ -61,8 +61,19 @@ const loadTimeout = 30 * time.Second
 type Authenticator struct {
 	cfg     Config
 	answers *cache.Cache[answer]
-	now     func() time.Time
+	// seen marks the tokens the edge has found valid (on any instance, through the shared
+	// store), keyed by the token's keyed hash and holding its exp: the gate never refuses them,
+	// whatever their answer's cache says. A marker grants nothing; the token is still checked.
+	seen *cache.Cache[int64]
+	now  func() time.Time
 }
+
+// seenTTL bounds a marker of a token without exp. The others are kept seenGrace past the exp:
+// a client retrying with its just-expired token is refused without the core, and uncounted.
+const (
+	seenTTL   = 24 * time.Hour
+	seenGrace = 15 * time.Minute
+)
 
 // New returns an Authenticator.
 func New(cfg Config) *Authenticator {
@@ -103,6 +114,24 @@ func New(cfg Config) *Authenticator {
 		Metrics:      cfg.Metrics,
 		OnStoreError: cfg.OnStoreError,
 	})
+	a.seen = cache.New(cache.Config[int64]{
+		Kind:         "seen",
+		Keyer:        cfg.Keyer,
+		Shared:       cfg.Shared,
+		SharedPrefix: "seen:",
+		// Always kept in process too: a marker only spares a valid token the gate, so it need
+		// not follow revocations the way answers do (DisableLocal).
+		MaxEntries: cfg.MaxEntries,
+		TTL:        func(int64) time.Duration { return seenTTL },
+		Deadline: func(exp int64) time.Time {
+			if exp == 0 {
+				return time.Time{}
+			}
+			return time.Unix(exp, 0).Add(seenGrace)
+		},
+		LoadTimeout:  loadTimeout,
+		OnStoreError: cfg.OnStoreError,
+	})
 	return a
 }
 
@@ -120,7 +149,10 @@ func linkOf(recordKey func(string) string) func(answer) string {
 }
 
 // Close stops the in-process cache's background clean-up.
-func (a *Authenticator) Close() { a.answers.Close() }
+func (a *Authenticator) Close() {
+	a.answers.Close()
+	a.seen.Close()
+}
 
 // Authenticate validates the request's Authorization header, from the caches when they hold an
 // answer for the token. Errors are *apierror.Error values ready to send.
@@ -217,11 +249,13 @@ func (a *Authenticator) validate(ctx context.Context, token string) (answer, err
 	return newAnswer(in.Active && isUserAccessToken(in), in.Subject, in.SessionID, grantOf(in.ClientID, in.Scope), in.ExpiresAt), nil
 }
 
-// Gate is consulted before the Authenticator asks the core (introspection or JWKS) about a token
-// it has no cached answer for: an error refuses the token unasked; done hears whether the
-// answer refused the token. Callers bound what unknown tokens can make the core do with it
-// (per client address, say); a token with a valid answer in the in-process cache is never gated,
-// even when a write asks the core again about it.
+// Gate is consulted before the Authenticator asks the core about a token it has no cached
+// answer for: an error refuses the token unasked; done hears whether the answer refused the
+// token. Callers bound what unknown tokens can make the core do with it (failures per client
+// address, say). It is not consulted for a token the edge has seen valid (on any instance, until
+// the token's exp, which is then refused unasked), even when its cached answer expired or a
+// write asks the core again, nor for a JWT when JWTs are verified locally: neither is what an
+// amplification attack sends.
 type Gate func(ctx context.Context) (done func(refused bool), err error)
 
 type gateKey struct{}
@@ -231,11 +265,24 @@ func WithGate(ctx context.Context, gate Gate) context.Context {
 	return context.WithValue(ctx, gateKey{}, gate)
 }
 
-// validateGated is validate behind the request's gate, if any.
+// validateGated is validate behind the request's gate, if any. With a gate, a valid answer marks
+// the token seen, and a refusal of a token seen valid (revoked) removes the mark; a token seen
+// valid and now past its exp is refused unasked and uncounted.
 func (a *Authenticator) validateGated(ctx context.Context, key, token string) (answer, error) {
-	done, err := a.admit(ctx, key)
-	if err != nil {
-		return answer{}, err
+	gate, _ := ctx.Value(gateKey{}).(Gate)
+	if gate == nil || (a.cfg.JWT != nil && looksLikeJWT(token)) {
+		return a.validate(ctx, token)
+	}
+	exp, seen := a.seen.Peek(ctx, key)
+	if seen && exp != 0 && !a.now().Before(time.Unix(exp, 0)) {
+		return answer{}, nil // valid until its exp, which has passed: no need to ask anyone
+	}
+	done := func(bool) {}
+	if !seen {
+		var err error
+		if done, err = gate(ctx); err != nil {
+			return answer{}, err
+		}
 	}
 	ans, err := a.validate(ctx, token)
 	if err != nil {
@@ -244,21 +291,23 @@ func (a *Authenticator) validateGated(ctx context.Context, key, token string) (a
 	}
 	_, refused := ans.check(a.now())
 	done(refused != nil)
+	switch {
+	case refused == nil && !seen:
+		_, _ = a.seen.Refresh(ctx, key, func(context.Context) (int64, error) { return ans.ExpiresAt, nil })
+	case refused != nil && seen:
+		// Revoked: its requests count again. Should the store fail, it skips the gate until exp.
+		if err := a.seen.Invalidate(ctx, key); err != nil {
+			a.reportStoreError(err)
+		}
+	}
 	return ans, nil
 }
 
-// admit runs the request's gate, if any, unless the token is already known to be valid.
-func (a *Authenticator) admit(ctx context.Context, key string) (done func(refused bool), err error) {
-	gate, _ := ctx.Value(gateKey{}).(Gate)
-	if gate == nil {
-		return func(bool) {}, nil
+// reportStoreError tells OnStoreError, if set, about err.
+func (a *Authenticator) reportStoreError(err error) {
+	if a.cfg.OnStoreError != nil {
+		a.cfg.OnStoreError(err)
 	}
-	if ans, ok := a.answers.Held(key); ok {
-		if _, err := ans.check(a.now()); err == nil {
-			return func(bool) {}, nil
-		}
-	}
-	return gate(ctx)
 }
 
 // looksLikeJWT is a cheap shape test: three dot-separated parts.

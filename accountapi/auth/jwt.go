@@ -31,7 +31,8 @@ type JWTConfig struct {
 	Audiences []string
 	// Algorithms allowed in the token header.
 	Algorithms []string
-	// Leeway tolerated on exp and nbf.
+	// Leeway is the clock skew tolerated on nbf and iat; never on exp: a token is refused from its
+	// exp on, as the answer check refuses every cached answer (a token is never served past it).
 	Leeway time.Duration
 	// RefreshInterval is the least time between two JWKS refreshes forced by an unknown kid.
 	RefreshInterval time.Duration
@@ -108,6 +109,10 @@ func (v *JWTVerifier) verify(ctx context.Context, token string) (answer, error) 
 		jwt.WithRequiredClaim("exp"),
 	)
 	if err != nil || !slices.ContainsFunc(t.Audience(), func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
+		return answer{}, nil
+	}
+	// jwx applies the skew to exp too: the leeway is for nbf and iat only.
+	if !time.Now().Before(t.Expiration()) {
 		return answer{}, nil
 	}
 	scope, _ := t.PrivateClaims()["scope"].(string)

@@ -162,3 +162,27 @@ func TestJWTUnknownKidRefreshesOnce(t *testing.T) {
 		t.Fatalf("JWKS fetches = %d, want still 1: refreshes are rate-limited", got)
 	}
 }
+
+// The leeway tolerates skew on nbf and iat, never on exp: the verifier agrees with the answer
+// check, which refuses every answer from its exp on.
+func TestJWTLeewayNotOnExp(t *testing.T) {
+	s := newJWKSServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := NewJWTVerifier(ctx, JWTConfig{JWKSURL: s.srv.URL, Issuer: "https://core.test/oidc",
+		Audiences: []string{"https://api.test"}, Leeway: time.Minute, RefreshInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	early := s.sign(t, s.keys[0], "at+jwt", func(t jwt.Token) {
+		_ = t.Set(jwt.NotBeforeKey, time.Now().Add(10*time.Second))
+		_ = t.Set(jwt.IssuedAtKey, time.Now().Add(10*time.Second))
+	})
+	if ans, err := v.verify(ctx, early); err != nil || !ans.active() {
+		t.Fatalf("nbf and iat 10s ahead, leeway 1m: %+v %v", ans, err)
+	}
+	late := s.sign(t, s.keys[0], "at+jwt", func(t jwt.Token) { _ = t.Set(jwt.ExpirationKey, time.Now().Add(-10*time.Second)) })
+	if ans, err := v.verify(ctx, late); err != nil || ans.active() {
+		t.Fatalf("exp 10s ago, leeway 1m: %+v %v, want inactive", ans, err)
+	}
+}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 )
 
 // EvictSubject voids every cached answer about the user's tokens after their credentials
@@ -18,21 +19,26 @@ func (a *Authenticator) EvictSubject(ctx context.Context, subject string) error 
 // index: the cost is that user's tokens, not the cache's size.
 func (a *Authenticator) EvictSubjectLocal(subject string) { a.answers.InvalidateSubjectLocal(subject) }
 
-// EvictToken drops the cached answer about one token on both levels (it was revoked through
-// the site) and returns its cache key, for telling the peers (EvictKeyLocal).
+// EvictToken drops the cached answer about one token, and its mark of a token seen valid, on
+// both levels (it was revoked through the site) and returns its cache key, for telling the
+// peers (EvictKeyLocal).
 func (a *Authenticator) EvictToken(ctx context.Context, token string) (key string, err error) {
 	raw := a.key(token)
-	return Printable(raw), a.answers.Invalidate(ctx, raw)
+	return Printable(raw), errors.Join(a.answers.Invalidate(ctx, raw), a.seen.Invalidate(ctx, raw))
 }
 
-// EvictKeyLocal drops this process's answer under a cache key (a peer learned the token is
-// no longer active).
+// EvictKeyLocal drops this process's answer and seen-valid mark under a cache key (a peer
+// learned the token is no longer active).
 func (a *Authenticator) EvictKeyLocal(key string) {
 	if raw, err := base64.RawURLEncoding.DecodeString(key); err == nil {
 		a.answers.InvalidateLocal(string(raw))
+		a.seen.InvalidateLocal(string(raw))
 	}
 }
 
-// FlushLocal drops every in-process answer, e.g. when revocations from peers may have been
-// missed.
-func (a *Authenticator) FlushLocal() { a.answers.FlushLocal() }
+// FlushLocal drops every in-process answer and seen-valid mark, e.g. when revocations from
+// peers may have been missed.
+func (a *Authenticator) FlushLocal() {
+	a.answers.FlushLocal()
+	a.seen.FlushLocal()
+}
