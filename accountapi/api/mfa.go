@@ -73,14 +73,23 @@ func decodeMfaSettings(obj map[string]json.RawMessage) (mfaSettings, error) {
 // patchMfaSettings is PATCH /api/my-account/mfa-settings: a merge into logtoConfig.mfa.
 func (h *Handler) patchMfaSettings(c *call) error {
 	body := input[mfaSettings](c)
-	ctx := c.r.Context()
 	skip := body.SkipMfaOnSignIn
-	if _, err := h.cfg.Core.UpdateLogtoConfig(ctx, c.principal.Subject,
-		identitycore.LogtoConfigPatch{Mfa: &identitycore.MfaDataPatch{SkipMfaOnSignIn: &skip}}); err != nil {
-		return coreError(err)
+	if _, err := h.updateLogtoConfig(c, identitycore.LogtoConfigPatch{Mfa: &identitycore.MfaDataPatch{SkipMfaOnSignIn: &skip}}); err != nil {
+		return err
+	}
+	return writeJSON(c.w, http.StatusOK, body)
+}
+
+// updateLogtoConfig merges patch into the caller's logto-configs at the core and drops what is
+// cached about them.
+func (h *Handler) updateLogtoConfig(c *call, patch identitycore.LogtoConfigPatch) (*identitycore.LogtoConfig, error) {
+	ctx := c.r.Context()
+	cfg, err := h.cfg.Core.UpdateLogtoConfig(ctx, c.principal.Subject, patch)
+	if err != nil {
+		return nil, coreError(err)
 	}
 	h.cfg.UserChanged(ctx, c.principal.Subject, false)
-	return writeJSON(c.w, http.StatusOK, body)
+	return cfg, nil
 }
 
 // ---- logto-configs (N7, N8) ----
@@ -120,12 +129,10 @@ func decodeLogtoConfigPatch(obj map[string]json.RawMessage) (identitycore.LogtoC
 
 // patchLogtoConfigs is PATCH /api/my-account/logto-configs: a merge of the members given.
 func (h *Handler) patchLogtoConfigs(c *call) error {
-	ctx := c.r.Context()
-	cfg, err := h.cfg.Core.UpdateLogtoConfig(ctx, c.principal.Subject, input[identitycore.LogtoConfigPatch](c))
+	cfg, err := h.updateLogtoConfig(c, input[identitycore.LogtoConfigPatch](c))
 	if err != nil {
-		return coreError(err)
+		return err
 	}
-	h.cfg.UserChanged(ctx, c.principal.Subject, false)
 	return writeJSON(c.w, http.StatusOK, cfg)
 }
 

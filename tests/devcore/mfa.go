@@ -180,66 +180,58 @@ func (g *guard) strings(p path, raw json.RawMessage) []string {
 // TOTP: one per user (422), the secret (422); for backup codes: none with unused codes left
 // (422), not alone (422), the format (422). Absent secrets and codes are generated.
 func (c *Core) handleAddMfaVerification(w http.ResponseWriter, r *http.Request) {
-	a, ok := readParsed(w, r, parseMfaAdd)
-	if !ok {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	u := c.pathUser(w, r)
-	if u == nil {
-		return
-	}
-	f := mfaFactor{id: randomString(idAlphabet, 21), createdAt: isoNow(), typ: a.typ}
-	var resp ordered
-	if a.typ == "Totp" {
-		if slices.ContainsFunc(u.mfaVerifications, func(v mfaFactor) bool { return v.typ == "Totp" }) {
-			writeError(w, http.StatusUnprocessableEntity, "user.totp_already_in_use")
-			return
-		}
-		if a.secret != nil && *a.secret != "" && !validTotpSecret(*a.secret) {
-			writeError(w, http.StatusUnprocessableEntity, "user.totp_secret_invalid")
-			return
-		}
-		f.key = randomString(base32Alphabet, 32) // otplib's generateSecret(20)
-		if a.secret != nil && *a.secret != "" {
-			f.key = *a.secret
-		}
-		qr, err := totpQRCode(u, baseURLHost(r), f.key)
-		if err != nil {
-			writeInternalError(w)
-			return
-		}
-		resp = ordered{{"type", "Totp"}, {"secret", f.key}, {"secretQrCode", qr}}
-	} else {
-		if slices.ContainsFunc(u.mfaVerifications, func(v mfaFactor) bool {
-			return v.typ == "BackupCode" && slices.ContainsFunc(v.codes, func(c backupCode) bool { return c.usedAt == nil })
-		}) {
-			writeError(w, http.StatusUnprocessableEntity, "user.backup_code_already_in_use")
-			return
-		}
-		if !slices.ContainsFunc(u.mfaVerifications, func(v mfaFactor) bool { return v.typ != "BackupCode" }) {
-			writeError(w, http.StatusUnprocessableEntity, "session.mfa.backup_code_can_not_be_alone")
-			return
-		}
-		if a.codes != nil && !validBackupCodes(a.codes) {
-			writeError(w, http.StatusUnprocessableEntity, "user.wrong_backup_code_format")
-			return
-		}
-		codes := a.codes
-		if codes == nil {
-			for range 10 {
-				codes = append(codes, randomString("0123456789abcdef", 10))
+	withPathUser(c, w, r, parseMfaAdd, func(u *user, a mfaAdd) {
+		f := mfaFactor{id: randomString(idAlphabet, 21), createdAt: isoNow(), typ: a.typ}
+		var resp ordered
+		if a.typ == "Totp" {
+			if slices.ContainsFunc(u.mfaVerifications, func(v mfaFactor) bool { return v.typ == "Totp" }) {
+				writeError(w, http.StatusUnprocessableEntity, "user.totp_already_in_use")
+				return
 			}
+			if a.secret != nil && *a.secret != "" && !validTotpSecret(*a.secret) {
+				writeError(w, http.StatusUnprocessableEntity, "user.totp_secret_invalid")
+				return
+			}
+			f.key = randomString(base32Alphabet, 32) // otplib's generateSecret(20)
+			if a.secret != nil && *a.secret != "" {
+				f.key = *a.secret
+			}
+			qr, err := totpQRCode(u, baseURLHost(r), f.key)
+			if err != nil {
+				writeInternalError(w)
+				return
+			}
+			resp = ordered{{"type", "Totp"}, {"secret", f.key}, {"secretQrCode", qr}}
+		} else {
+			if slices.ContainsFunc(u.mfaVerifications, func(v mfaFactor) bool {
+				return v.typ == "BackupCode" && slices.ContainsFunc(v.codes, func(c backupCode) bool { return c.usedAt == nil })
+			}) {
+				writeError(w, http.StatusUnprocessableEntity, "user.backup_code_already_in_use")
+				return
+			}
+			if !slices.ContainsFunc(u.mfaVerifications, func(v mfaFactor) bool { return v.typ != "BackupCode" }) {
+				writeError(w, http.StatusUnprocessableEntity, "session.mfa.backup_code_can_not_be_alone")
+				return
+			}
+			if a.codes != nil && !validBackupCodes(a.codes) {
+				writeError(w, http.StatusUnprocessableEntity, "user.wrong_backup_code_format")
+				return
+			}
+			codes := a.codes
+			if codes == nil {
+				for range 10 {
+					codes = append(codes, randomString("0123456789abcdef", 10))
+				}
+			}
+			for _, code := range codes {
+				f.codes = append(f.codes, backupCode{code: code})
+			}
+			resp = ordered{{"codes", codes}, {"type", "BackupCode"}}
 		}
-		for _, code := range codes {
-			f.codes = append(f.codes, backupCode{code: code})
-		}
-		resp = ordered{{"codes", codes}, {"type", "BackupCode"}}
-	}
-	u.mfaVerifications = append(u.mfaVerifications, f)
-	u.touch()
-	writeJSON(w, http.StatusOK, resp)
+		u.mfaVerifications = append(u.mfaVerifications, f)
+		u.touch()
+		writeJSON(w, http.StatusOK, resp)
+	})
 }
 
 const base32Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -354,27 +346,19 @@ func (g *guard) optionalBool(p path, obj map[string]json.RawMessage) *bool {
 // handlePatchLogtoConfigs merges the given members (buildUpdatedUserLogtoConfig) and answers
 // the result.
 func (c *Core) handlePatchLogtoConfigs(w http.ResponseWriter, r *http.Request) {
-	p, ok := readParsed(w, r, parseLogtoConfigPatch)
-	if !ok {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	u := c.pathUser(w, r)
-	if u == nil {
-		return
-	}
-	l := &u.logtoConfig
-	for _, m := range []struct{ from, to **bool }{
-		{&p.enabled, &l.mfa.enabled}, {&p.skipped, &l.mfa.skipped},
-		{&p.skipMfaOnSignIn, &l.mfa.skipMfaOnSignIn}, {&p.passkeySkipped, &l.passkeySkipped},
-	} {
-		if *m.from != nil {
-			*m.to = *m.from
+	withPathUser(c, w, r, parseLogtoConfigPatch, func(u *user, p logtoConfigPatch) {
+		l := &u.logtoConfig
+		for _, m := range []struct{ from, to **bool }{
+			{&p.enabled, &l.mfa.enabled}, {&p.skipped, &l.mfa.skipped},
+			{&p.skipMfaOnSignIn, &l.mfa.skipMfaOnSignIn}, {&p.passkeySkipped, &l.passkeySkipped},
+		} {
+			if *m.from != nil {
+				*m.to = *m.from
+			}
 		}
-	}
-	u.touch()
-	writeJSON(w, http.StatusOK, l.body())
+		u.touch()
+		writeJSON(w, http.StatusOK, l.body())
+	})
 }
 
 // The sign-in experience's mfa member (mfaGuard): the factors users may bind and the prompt

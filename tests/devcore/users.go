@@ -472,6 +472,20 @@ func readParsed[T any](w http.ResponseWriter, r *http.Request, parse func(*guard
 	return v, !g.refused(w)
 }
 
+// withPathUser answers a Management API write to one user in Logto's order: the body (400,
+// read by parse), then the path's user (404); fn runs with the user under the core's lock.
+func withPathUser[T any](c *Core, w http.ResponseWriter, r *http.Request, parse func(*guard, map[string]json.RawMessage) T, fn func(*user, T)) {
+	v, ok := readParsed(w, r, parse)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u := c.pathUser(w, r); u != nil {
+		fn(u, v)
+	}
+}
+
 func (c *Core) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 	f, ok := readParsed(w, r, parseCreateUser)
 	if !ok {
@@ -523,31 +537,23 @@ func truthy(v string) bool { return v == "true" || v == "1" || v == "yes" }
 
 // handlePatchUser: guard (400), user (404), collisions (422), then the database's own refusals.
 func (c *Core) handlePatchUser(w http.ResponseWriter, r *http.Request) {
-	f, ok := readParsed(w, r, parsePatchUser)
-	if !ok {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	u := c.pathUser(w, r)
-	if u == nil {
-		return
-	}
-	if f.empty() {
-		// An UPDATE with nothing to set: what exchange 27 shows Logto answering.
-		writeError(w, http.StatusUnprocessableEntity, "entity.invalid_input")
-		return
-	}
-	f, ok = c.admit(w, u.id, f)
-	if !ok {
-		return
-	}
-	if err := u.apply(f); err != nil {
-		writeInternalError(w)
-		return
-	}
-	u.touch()
-	writeJSON(w, http.StatusOK, u.body(false))
+	withPathUser(c, w, r, parsePatchUser, func(u *user, f userFields) {
+		if f.empty() {
+			// An UPDATE with nothing to set: what exchange 27 shows Logto answering.
+			writeError(w, http.StatusUnprocessableEntity, "entity.invalid_input")
+			return
+		}
+		f, ok := c.admit(w, u.id, f)
+		if !ok {
+			return
+		}
+		if err := u.apply(f); err != nil {
+			writeInternalError(w)
+			return
+		}
+		u.touch()
+		writeJSON(w, http.StatusOK, u.body(false))
+	})
 }
 
 // handlePatchProfile merges {profile} into the stored claims and answers the stored profile.
