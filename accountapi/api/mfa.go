@@ -193,15 +193,11 @@ func decodeMfaBinding(obj map[string]json.RawMessage) (mfaBinding, error) {
 func (h *Handler) bindMfa(c *call) error {
 	b := input[mfaBinding](c)
 	ctx := c.r.Context()
-	unlock, err := h.lockFactors(c)
+	bound, unlock, err := h.lockFactors(c)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	bound, err := h.cfg.Core.MfaVerifications(ctx, c.principal.Subject)
-	if err != nil {
-		return coreError(err)
-	}
 	if err := h.requireFactorEnabled(ctx, b.Type); err != nil {
 		return err
 	}
@@ -278,15 +274,11 @@ func (h *Handler) replaceTotp(c *call) error {
 	if err := h.requireFactorEnabled(ctx, identitycore.MfaTotp); err != nil {
 		return err
 	}
-	unlock, err := h.lockFactors(c)
+	bound, unlock, err := h.lockFactors(c)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	bound, err := h.cfg.Core.MfaVerifications(ctx, c.principal.Subject)
-	if err != nil {
-		return coreError(err)
-	}
 	if !validTotpSecret(body.Secret) {
 		return apierror.TotpSecretInvalid
 	}
@@ -337,15 +329,11 @@ func (h *Handler) generateBackupCodesRoute(c *call) error {
 // and lets backup codes stay alone. Deleting the backup codes is deleting their entry.
 func (h *Handler) deleteMfaVerification(c *call) error {
 	ctx := c.r.Context()
-	unlock, err := h.lockFactors(c)
+	bound, unlock, err := h.lockFactors(c)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	bound, err := h.cfg.Core.MfaVerifications(ctx, c.principal.Subject)
-	if err != nil {
-		return coreError(err)
-	}
 	// Only an id the core itself listed reaches the core's URL.
 	id := c.r.PathValue("verificationId")
 	i := slices.IndexFunc(bound, func(v identitycore.MfaVerification) bool { return v.ID == id })
@@ -372,8 +360,18 @@ func (h *Handler) deleteMfaVerification(c *call) error {
 // on a list the other has changed — parallel replacements answering 422
 // user.totp_already_in_use where Logto, whose writes are one transaction, replaces each time,
 // and a backup-code binding passing its "not alone" check while the other factor is deleted.
-func (h *Handler) lockFactors(c *call) (unlock func(), err error) {
-	return h.lockUser(c, "mfa-factors")
+// It returns the factors as the core lists them once the lock is held.
+func (h *Handler) lockFactors(c *call) (bound []identitycore.MfaVerification, unlock func(), err error) {
+	unlock, err = h.lockUser(c, "mfa-factors")
+	if err != nil {
+		return nil, nil, err
+	}
+	bound, err = h.cfg.Core.MfaVerifications(c.r.Context(), c.principal.Subject)
+	if err != nil {
+		unlock()
+		return nil, nil, coreError(err)
+	}
+	return bound, unlock, nil
 }
 
 // requireFactorEnabled refuses a factor the sign-in experience does not offer (400
