@@ -102,6 +102,7 @@ type bench struct {
 	adminPort int
 	sites     map[string]int // site name -> port
 	caddy     *exec.Cmd
+	redisPid  int
 }
 
 // start runs a child process in its own process group, stopped by stopAll.
@@ -205,7 +206,9 @@ func (b *bench) run(caddyBin, devcoreBin, redisBin string, coalesce int) error {
 		if err != nil {
 			return err
 		}
+		cpuBefore := b.cpuNow()
 		res := drive(b.ctx, b.conns, b.duration, limit, want, next)
+		cpu := b.cpuNow().since(cpuBefore)
 		after, err := b.coreCalls()
 		if err != nil {
 			return err
@@ -213,7 +216,7 @@ func (b *bench) run(caddyBin, devcoreBin, redisBin string, coalesce int) error {
 		if b.ctx.Err() != nil {
 			return b.ctx.Err()
 		}
-		rows = append(rows, row{name: name, res: res, core: after - before})
+		rows = append(rows, row{name: name, res: res, core: after - before, cpu: cpu})
 		return nil
 	}
 	warmGet := func(url string) func() error {
@@ -303,15 +306,19 @@ type row struct {
 	name string
 	res  result
 	core int64
+	cpu  cpuUse // used by each process during the row
 }
 
 func printTable(rows []row) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "row\treq/s\tp50\tp99\tvs (a)\tcore calls\terrors\t")
+	fmt.Fprintln(tw, "row\treq/s\tp50\tp99\tvs (a)\tcore calls\terrors\tCPU µs/req: caddy\tredis\tload\t")
 	base := rows[0].res.rps()
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.2fx\t%d\t%d\t\n", r.name, r.res.rps(), us(r.res.p50), us(r.res.p99),
-			r.res.rps()/base, r.core, r.res.errors)
+		perReq := func(d time.Duration) string {
+			return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond)/float64(max(r.res.requests, 1)))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.2fx\t%d\t%d\t%s\t%s\t%s\t\n", r.name, r.res.rps(), us(r.res.p50), us(r.res.p99),
+			r.res.rps()/base, r.core, r.res.errors, perReq(r.cpu.caddy), perReq(r.cpu.redis), perReq(r.cpu.load))
 	}
 	_ = tw.Flush()
 }
@@ -374,10 +381,12 @@ func (b *bench) startRedis(bin string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, _, err := b.start(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", b.dir); err != nil {
+	cmd, _, err := b.start(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", b.dir)
+	if err != nil {
 		return "", err
 	}
+	b.redisPid = cmd.Process.Pid
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	return addr, waitFor(func() error {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
