@@ -189,9 +189,7 @@ func (r *Redis) GetLinked(ctx context.Context, key string) (value, linked []byte
 	if _, cluster := r.client.(*redis.ClusterClient); cluster {
 		return getLinkedApart(ctx, r, key)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	res, err := getLinkedScript.Run(ctx, r.client, []string{r.prefix + key}, r.prefix).Slice()
+	res, err := r.readScript(ctx, getLinkedScript, r.prefix+key, r.prefix)
 	if errors.Is(err, redis.Nil) {
 		return nil, nil, ErrNotFound
 	}
@@ -207,6 +205,24 @@ func (r *Redis) GetLinked(ctx context.Context, key string) (value, linked []byte
 		linked = []byte(u)
 	}
 	return []byte(v), linked, nil
+}
+
+// readScript runs a read-only script on one key as a pipelined read (EVALSHA); the first time
+// on a Redis that does not know the script yet (a new or restarted one), the script is sent
+// whole.
+func (r *Redis) readScript(ctx context.Context, script *redis.Script, key string, args ...any) ([]any, error) {
+	cmd := redis.NewCmd(ctx, append([]any{"evalsha", script.Hash(), 1, key}, args...)...)
+	err := r.read(ctx, cmd)
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		ctx, cancel := context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+		cmd = script.Eval(ctx, r.client, []string{key}, args...)
+		err = cmd.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cmd.Slice()
 }
 
 // GetLinked implements Indexed.
