@@ -49,6 +49,7 @@ func main() {
 	conns := flag.Int("c", 16, "concurrent connections per row")
 	coalesce := flag.Int("n", 1000, "concurrent first requests in the coalescing check")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of Caddy during one row (-cpuprofile-row) to this file (go tool pprof)")
+	allocProfile := flag.String("allocprofile", "", "write the allocations Caddy made during that row to this file (go tool pprof -sample_index=alloc_objects)")
 	cpuProfileRow := flag.String("cpuprofile-row", "b", "the row -cpuprofile covers: b (warm in process) or c (Redis hits)")
 	memoryOnly := flag.Bool("memory", false, "only measure the in-process caches (no servers)")
 	flag.Parse()
@@ -73,7 +74,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	b := &bench{ctx: ctx, conns: *conns, duration: *duration, cpuProfile: *cpuProfile, cpuProfileRow: *cpuProfileRow}
+	b := &bench{ctx: ctx, conns: *conns, duration: *duration, cpuProfile: *cpuProfile, allocProfile: *allocProfile, cpuProfileRow: *cpuProfileRow}
 	defer b.stopAll()
 	if err := b.run(*caddyBin, *devcoreBin, *redisBin, *coalesce); err != nil {
 		b.stopAll()
@@ -93,6 +94,7 @@ type bench struct {
 	dir      string
 	// cpuProfile, when set, is where the CPU profile of Caddy during row cpuProfileRow goes.
 	cpuProfile    string
+	allocProfile  string // the same for the allocations made during the row
 	cpuProfileRow string
 
 	mu    sync.Mutex
@@ -488,34 +490,48 @@ func (b *bench) reload(redisAddr string, body []byte) error {
 	return nil
 }
 
-// profileCaddy starts a CPU profile of Caddy (through its admin endpoint) that covers the
-// measured part of the next row, when -cpuprofile is set and that row is the one named.
+// profileCaddy takes the profiles asked for (-cpuprofile, -allocprofile) of Caddy, through its
+// admin endpoint, over the measured part of the next row when that row is the one named.
 func (b *bench) profileCaddy(row string) <-chan error {
 	done := make(chan error, 1)
-	if b.cpuProfile == "" || b.cpuProfileRow != row {
+	if b.cpuProfileRow != row {
 		done <- nil
 		return done
 	}
 	go func() {
 		time.Sleep(time.Second + 200*time.Millisecond) // past the warm-up
 		secs := max(1, int(b.duration.Seconds())-1)
-		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", b.adminPort, secs)
-		req, _ := http.NewRequestWithContext(b.ctx, "GET", url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- err
-			return
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, p := range []struct{ kind, file string }{{"profile", b.cpuProfile}, {"allocs", b.allocProfile}} {
+			if p.file != "" {
+				wg.Go(func() { errs[i] = b.saveProfile(p.kind, secs, p.file) })
+			}
 		}
-		defer resp.Body.Close()
-		f, err := os.Create(b.cpuProfile)
-		if err != nil {
-			done <- err
-			return
-		}
-		_, err = io.Copy(f, resp.Body)
-		done <- errors.Join(err, f.Close())
+		wg.Wait()
+		done <- errors.Join(errs...)
 	}()
 	return done
+}
+
+// saveProfile writes Caddy's pprof profile kind over the next secs seconds to file.
+func (b *bench) saveProfile(kind string, secs int, file string) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/%s?seconds=%d", b.adminPort, kind, secs)
+	req, _ := http.NewRequestWithContext(b.ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }
 
 func (b *bench) site(name string) string { return "http://127.0.0.1:" + strconv.Itoa(b.sites[name]) }
