@@ -26,12 +26,19 @@ type Redis struct {
 // ContextTimeoutEnabled for the bound to hold).
 func NewRedis(client redis.UniversalClient, prefix string, timeout time.Duration) *Redis {
 	r := &Redis{client: client, prefix: prefix, timeout: timeout}
-	// One per client, cached by go-redis and closed with the client.
-	if ap, err := client.AsyncAutoPipeline(); err == nil {
+	cfg := redis.DefaultAutoPipelineOptions()
+	cfg.MaxQueuedCommands = maxQueuedReads
+	// One per client, cached by go-redis (the first options win) and closed with the client.
+	if ap, err := client.AsyncAutoPipelineWithOptions(cfg); err == nil {
 		r.reads = ap
 	}
 	return r
 }
+
+// maxQueuedReads bounds the reads waiting in the auto-pipeliner: while Redis stalls, callers
+// give up at the timeout but their commands stay queued until the batch ahead ends. Past the
+// bound a read fails at once (a cache miss) instead of growing the queue.
+var maxQueuedReads = 10_000
 
 // read runs cmd, a read a request waits on, within the store's timeout.
 func (r *Redis) read(ctx context.Context, cmd redis.Cmder) error {

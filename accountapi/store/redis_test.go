@@ -131,3 +131,39 @@ func TestPipelinedReadKeepsItsTimeout(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestPipelinedReadsAreBounded: while Redis stalls, the reads waiting in the pipeliner stay
+// under their bound; the ones past it fail at once, as misses, instead of queueing.
+func TestPipelinedReadsAreBounded(t *testing.T) {
+	defer func(n int) { maxQueuedReads = n }(maxQueuedReads)
+	maxQueuedReads = 5
+	r, admin := newTestRedis(t, 300*time.Millisecond)
+	ctx := context.Background()
+	_ = r.Set(ctx, "usr:1", []byte("record"), time.Minute)
+	go admin.Do(context.Background(), "DEBUG", "SLEEP", "1")
+	time.Sleep(50 * time.Millisecond)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	rejected := 0
+	for range 40 {
+		wg.Go(func() {
+			start := time.Now()
+			_, err := r.Get(ctx, "usr:1")
+			if errors.Is(err, redis.ErrAutoPipelineQueueFull) {
+				mu.Lock()
+				rejected++
+				mu.Unlock()
+				if took := time.Since(start); took > 100*time.Millisecond {
+					t.Errorf("a read past the bound took %v to fail", took)
+				}
+			} else if err == nil {
+				t.Error("a read against a stalled Redis succeeded")
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("40 reads against a stalled Redis, bound 5: %d refused at once", rejected)
+	if rejected < 40-2*maxQueuedReads {
+		t.Fatalf("%d of 40 reads refused at once: the queue was not bounded", rejected)
+	}
+}
