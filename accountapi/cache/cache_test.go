@@ -251,3 +251,41 @@ func TestLinkedEntriesComeInOneRead(t *testing.T) {
 		t.Fatalf("%d shared reads, want 2", n)
 	}
 }
+
+// refusingStore refuses every indexed write, as the shared store does when another instance
+// voided the subject while the write was on its way.
+type refusingStore struct{ *store.Memory }
+
+func (refusingStore) PutIndexed(context.Context, string, string, []byte, time.Duration, time.Time) (bool, error) {
+	return false, nil
+}
+
+// TestSharedRefusalKeepsTheValueOutOfTheProcess: a value the shared store refused (its subject
+// was voided, maybe by another instance, after it was loaded) is served to its load's callers
+// but not cached in process either.
+func TestSharedRefusalKeepsTheValueOutOfTheProcess(t *testing.T) {
+	c := newTest(t, refusingStore{store.NewMemory(100)}, time.Minute, nil)
+	src := &source{}
+	for range 2 {
+		if _, err := c.Get(context.Background(), "k", src.load("u1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("%d loads for 2 reads: the refused value was cached in process", n)
+	}
+}
+
+// TestMissWithoutTheLocalLevelReadsTheSharedStoreOnce: with DisableLocal, a miss in the shared
+// store goes to the source after one shared read, not two.
+func TestMissWithoutTheLocalLevelReadsTheSharedStoreOnce(t *testing.T) {
+	shared := &countingStore{Memory: store.NewMemory(100)}
+	c := newTest(t, shared, time.Minute, func(c *Config[rec]) { c.DisableLocal = true })
+	src := &source{}
+	if _, err := c.Get(context.Background(), "k", src.load("u1")); err != nil {
+		t.Fatal(err)
+	}
+	if n := shared.gets.Load(); n != 1 || src.calls.Load() != 1 {
+		t.Fatalf("a miss made %d shared reads and %d loads, want 1 and 1", n, src.calls.Load())
+	}
+}
