@@ -37,6 +37,9 @@ type avatarUpload struct {
 	file   *multipart.Part
 }
 
+// avatarPath is the avatar route's path: its body is a file, read by avatarFile, not bodyFirst.
+const avatarPath = "/api/my-account/user-assets/avatar"
+
 // avatarFile is the guard of the avatar route, Logto's koaGuard on the files: the body must be
 // multipart with a part named "file" that carries a file name (formidable, behind Logto's
 // koaBody, takes a part without one for a plain field); 400 on the files otherwise. It reads the

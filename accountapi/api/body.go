@@ -23,6 +23,11 @@ func (h *Handler) bodyFirst(w http.ResponseWriter, r *http.Request) *http.Reques
 		return r
 	}
 	httpbody.Start(w, r, h.cfg.BodyTimeout)
+	if r.URL.Path == avatarPath {
+		// A file, not a JSON body: its guard streams it under the core's size bound, which
+		// max_body_size must not cut short (nor consume a part of, when the length is unknown).
+		return r
+	}
 	raw, err := httpbody.Read(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
 		return r.WithContext(context.WithValue(r.Context(), bodyKey{}, err))

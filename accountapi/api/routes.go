@@ -247,7 +247,7 @@ func (h *Handler) routeTable() []route {
 			serve:  h.deleteGrant,
 		},
 		{
-			pattern: "POST /api/my-account/user-assets/avatar", // N33
+			pattern: "POST " + avatarPath, // N33
 			audit:   "account.avatar.upload", auditFields: []string{"avatar"},
 			guard:  avatarFile,
 			checks: []check{scope("profile", 401), firstParty(), field(edit, "avatar")},
