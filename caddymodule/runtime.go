@@ -73,6 +73,9 @@ type runtime struct {
 	apiCore  identitycore.Core
 	bus      *invalidation.Bus // nil without Redis
 	cancel   context.CancelFunc
+	// Shared-store failures met after a request's work, each logger built once so that its
+	// throttle holds across calls.
+	invalidationFailed, tokenCacheFailed func(error)
 }
 
 // Destruct implements caddy.Destructor.
@@ -177,7 +180,8 @@ func (h *Handler) loadRuntime(st *state, key string) (*runtime, error) {
 func (h *Handler) newRuntime(st *state) (*runtime, error) {
 	// Background work (the JWKS refresh) lives as long as the runtime, not the configuration.
 	bg, cancel := context.WithCancel(context.Background())
-	rt := &runtime{st: st, logger: h.logger, cancel: cancel, apiCore: st.core}
+	rt := &runtime{st: st, logger: h.logger, cancel: cancel, apiCore: st.core,
+		invalidationFailed: storeErrorLogger(h.logger, "invalidation"), tokenCacheFailed: storeErrorLogger(h.logger, "token_cache")}
 	var indexed store.Indexed // nil without Redis
 	if st.shared != nil {
 		indexed = st.shared
@@ -243,7 +247,7 @@ func (h *Handler) newRuntime(st *state) (*runtime, error) {
 		MaxTTL:        time.Duration(h.TokenCacheTTL),
 		NegativeTTL:   time.Duration(h.NegativeCacheTTL),
 		MaxEntries:    h.TokenCacheSize,
-		OnStoreError:  storeErrorLogger(h.logger, "token_cache"),
+		OnStoreError:  rt.tokenCacheFailed,
 		DisableLocal:  h.DisableLocalCache,
 		Metrics:       cacheMetrics{},
 	})
@@ -260,7 +264,7 @@ func (h *Handler) newRuntime(st *state) (*runtime, error) {
 				}
 				rt.authn.FlushLocal()
 			},
-			Error: storeErrorLogger(h.logger, "invalidation"),
+			Error: rt.invalidationFailed,
 		})
 	}
 	return rt, nil
@@ -301,7 +305,7 @@ func (rt *runtime) settingsChanged(doc string) {
 		return
 	}
 	if err := rt.bus.Publish(context.Background(), invalidation.Event{Kind: invalidation.Settings, Key: doc}); err != nil {
-		storeErrorLogger(rt.logger, "invalidation")(err)
+		rt.invalidationFailed(err)
 	}
 }
 
@@ -328,7 +332,6 @@ func (rt *runtime) settingsChangedLocal(doc string) {
 // to deliver again).
 func (rt *runtime) userChanged(source string, alwaysCredentials bool) func(ctx context.Context, userID string, credentials bool) error {
 	invalidations := metrics.invalidations.WithLabelValues(source)
-	publishFailed := storeErrorLogger(rt.logger, "invalidation")
 	return func(ctx context.Context, userID string, credentials bool) error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterWriteTimeout)
 		defer cancel()
@@ -347,7 +350,7 @@ func (rt *runtime) userChanged(source string, alwaysCredentials bool) func(ctx c
 				kind = invalidation.Credentials
 			}
 			if perr := rt.bus.Publish(ctx, invalidation.Event{UserID: userID, Kind: kind}); perr != nil {
-				publishFailed(perr)
+				rt.invalidationFailed(perr)
 			}
 		}
 		return err
@@ -389,7 +392,7 @@ func (rt *runtime) tokenInactive(key string) {
 		return
 	}
 	if err := rt.bus.Publish(context.Background(), invalidation.Event{Kind: invalidation.Token, Key: key}); err != nil {
-		storeErrorLogger(rt.logger, "invalidation")(err)
+		rt.invalidationFailed(err)
 	}
 }
 
@@ -400,7 +403,7 @@ func (rt *runtime) tokenRevoked(ctx context.Context, token string) {
 	defer cancel()
 	key, err := rt.authn.EvictToken(ctx, token)
 	if err != nil {
-		storeErrorLogger(rt.logger, "token_cache")(err)
+		rt.tokenCacheFailed(err)
 	}
 	rt.tokenInactive(key)
 }
