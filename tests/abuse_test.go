@@ -531,8 +531,7 @@ func TestSlowBodiesAreCutOff(t *testing.T) {
 			}
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				results[i].err = fmt.Errorf("still open after 20s: %q", resp)
-			}
-			if !strings.Contains(string(resp), `"code":"request.timeout"`) {
+			} else if !strings.Contains(string(resp), `"code":"request.timeout"`) {
 				results[i].err = fmt.Errorf("want Logto-shaped request.timeout: %q", resp)
 			}
 		}()

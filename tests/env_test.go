@@ -163,6 +163,10 @@ func (e *env) call(base, method, path, token string, body any, headers ...string
 }
 
 // callWith is call through another client (one bound to another client address, say).
+//
+// A request that gets no answer fails the test with Errorf and returns status 0, never FailNow:
+// bursts call it from goroutines, where FailNow would end only the goroutine and leave the test
+// waiting for an answer that never comes.
 func (e *env) callWith(client *http.Client, base, method, path, token string, body any, headers ...string) reply {
 	e.t.Helper()
 	var rd io.Reader
@@ -176,7 +180,8 @@ func (e *env) callWith(client *http.Client, base, method, path, token string, bo
 	}
 	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Errorf("%s %s: %v", method, path, err)
+		return reply{}
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -189,7 +194,8 @@ func (e *env) callWith(client *http.Client, base, method, path, token string, bo
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Errorf("%s %s: %v", method, path, err)
+		return reply{req: req}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

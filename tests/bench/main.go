@@ -494,7 +494,7 @@ func (b *bench) reload(redisAddr string, body []byte) error {
 // admin endpoint, over the measured part of the next row when that row is the one named.
 func (b *bench) profileCaddy(row string) <-chan error {
 	done := make(chan error, 1)
-	if b.cpuProfileRow != row {
+	if b.cpuProfileRow != row || b.cpuProfile == "" && b.allocProfile == "" {
 		done <- nil
 		return done
 	}
