@@ -259,11 +259,15 @@ func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Conte
 			e.loadedAt = 0 // never servable from a cache
 			return e, nil
 		}
-		// The shared write can take two round trips: a voiding here, or one another instance
-		// recorded in the shared store (stored false), may land meanwhile.
-		if !fromShared && (!c.putShared(ctx, key, subject, e, since) || c.voidedSince(subject, start)) {
-			e.loadedAt = 0 // served to this load's callers, cached nowhere
-			return e, nil
+		if !fromShared {
+			c.putShared(ctx, key, subject, e, since)
+			// The shared write can take two round trips: a voiding here may land meanwhile.
+			// (The shared store's own refusal is not followed here: it allows for clock skew
+			// between instances, so it refuses every load of the second after a voiding.)
+			if c.voidedSince(subject, start) {
+				e.loadedAt = 0 // served to this load's callers, cached nowhere
+				return e, nil
+			}
 		}
 		if c.cfg.StaleIfError > 0 {
 			c.lastGood.Store(key, e)
@@ -337,17 +341,15 @@ func (c *Cache[V]) fromShared(ctx context.Context, key string) (entry[V], bool) 
 	return e, true
 }
 
-// putShared writes a loaded value to the shared store. It is false only when the store refused
-// it because its subject was voided after since; a failed write costs a miss elsewhere, no more.
-func (c *Cache[V]) putShared(ctx context.Context, key, subject string, e entry[V], since time.Time) bool {
+func (c *Cache[V]) putShared(ctx context.Context, key, subject string, e entry[V], since time.Time) {
 	ttl := c.ttl(e)
 	if c.cfg.Shared == nil || ttl <= 0 {
-		return true
+		return
 	}
 	body, err := c.cfg.Encode(e.value)
 	if err != nil {
 		c.cfg.OnStoreError(err)
-		return true
+		return
 	}
 	b := make([]byte, sharedHeader, sharedHeader+len(body)+64)
 	binary.BigEndian.PutUint64(b, uint64(e.loadedAt))
@@ -355,17 +357,14 @@ func (c *Cache[V]) putShared(ctx context.Context, key, subject string, e entry[V
 	if c.cfg.Link != nil {
 		b = store.AppendLink(b, c.cfg.Link(e.value))
 	}
-	stored := true
 	if subject == "" {
 		err = c.cfg.Shared.Set(ctx, c.sharedKey(key), b, ttl)
 	} else {
-		stored, err = c.cfg.Shared.PutIndexed(ctx, c.sharedKey(key), c.subjectKey(subject), b, ttl, since)
+		_, err = c.cfg.Shared.PutIndexed(ctx, c.sharedKey(key), c.subjectKey(subject), b, ttl, since)
 	}
 	if err != nil {
 		c.cfg.OnStoreError(err)
-		return true
 	}
-	return stored
 }
 
 // subjectKey is the shared name of a subject's index and epoch, per kind of value: voiding a

@@ -252,19 +252,23 @@ func TestLinkedEntriesComeInOneRead(t *testing.T) {
 	}
 }
 
-// refusingStore refuses every indexed write, as the shared store does when another instance
-// voided the subject while the write was on its way.
-type refusingStore struct{ *store.Memory }
-
-func (refusingStore) PutIndexed(context.Context, string, string, []byte, time.Duration, time.Time) (bool, error) {
-	return false, nil
+// voidingStore voids a subject in process while a write of it is on its way to the shared store,
+// as a webhook or a peer's message can.
+type voidingStore struct {
+	*store.Memory
+	during func()
 }
 
-// TestSharedRefusalKeepsTheValueOutOfTheProcess: a value the shared store refused (its subject
-// was voided, maybe by another instance, after it was loaded) is served to its load's callers
-// but not cached in process either.
-func TestSharedRefusalKeepsTheValueOutOfTheProcess(t *testing.T) {
-	c := newTest(t, refusingStore{store.NewMemory(100)}, time.Minute, nil)
+func (v voidingStore) PutIndexed(ctx context.Context, key, subject string, value []byte, ttl time.Duration, since time.Time) (bool, error) {
+	v.during()
+	return v.Memory.PutIndexed(ctx, key, subject, value, ttl, since)
+}
+
+// TestVoidingDuringTheSharedWriteKeepsTheValueOutOfTheProcess: a value whose subject is voided
+// while it is written to the shared store is served to its load's callers, not cached.
+func TestVoidingDuringTheSharedWriteKeepsTheValueOutOfTheProcess(t *testing.T) {
+	var c *Cache[rec]
+	c = newTest(t, voidingStore{store.NewMemory(100), func() { _ = c.InvalidateSubject(context.Background(), "u1") }}, time.Minute, nil)
 	src := &source{}
 	for range 2 {
 		if _, err := c.Get(context.Background(), "k", src.load("u1")); err != nil {
@@ -272,7 +276,7 @@ func TestSharedRefusalKeepsTheValueOutOfTheProcess(t *testing.T) {
 		}
 	}
 	if n := src.calls.Load(); n != 2 {
-		t.Fatalf("%d loads for 2 reads: the refused value was cached in process", n)
+		t.Fatalf("%d loads for 2 reads: a value voided during its shared write was cached in process", n)
 	}
 }
 
