@@ -103,20 +103,58 @@ func (l *Limiter) Take(ctx context.Context, rule, subject string, lim Limit) Dec
 // Reserve takes one event of subject under rule before the work it stands for is done, and
 // returns release, which gives it back (for work that turned out not to count, such as a
 // failure-limited attempt that succeeded). A refused reservation takes nothing and its release
-// does nothing. Of N parallel reservations, at most lim.Max are allowed however the work ends.
+// does nothing. Of N parallel reservations, at most lim.Max are allowed however the work ends,
+// and a release counts only in the window it was taken in: it never lends the next window an
+// attempt, nor drives a counter below zero.
 func (l *Limiter) Reserve(ctx context.Context, rule, subject string, lim Limit) (release func(), d Decision) {
 	if lim.Off() {
 		return func() {}, Decision{Allowed: true}
 	}
 	key := l.keyer.Key("rl:"+rule, subject)
-	n, ttl := l.incr(ctx, key, 1, lim.Window)
-	giveBack := func() { l.incr(context.WithoutCancel(ctx), key, -1, lim.Window) }
-	if n > int64(lim.Max) {
-		giveBack()
-		return func() {}, Decision{Allowed: false, Count: n - 1, RetryAfter: ttl}
+	n, ttl, taken := l.reserve(ctx, key, lim)
+	if !taken {
+		return func() {}, Decision{Allowed: false, Count: n, RetryAfter: ttl}
 	}
+	windowEnd := time.Now().Add(ttl)
 	var once sync.Once
-	return func() { once.Do(giveBack) }, Decision{Allowed: true, Count: n, RetryAfter: ttl}
+	return func() {
+		once.Do(func() { l.release(context.WithoutCancel(ctx), key, windowEnd, lim.Window) })
+	}, Decision{Allowed: true, Count: n, RetryAfter: ttl}
+}
+
+// reserve takes one event at key in the shared store if it holds fewer than lim.Max, keeping
+// the in-process copy in step, or in the in-process copy alone while the shared store fails.
+func (l *Limiter) reserve(ctx context.Context, key string, lim Limit) (int64, time.Duration, bool) {
+	mem, _ := l.local()
+	if l.shared != nil {
+		n, ttl, taken, err := l.shared.Reserve(ctx, key, int64(lim.Max), lim.Window)
+		if err == nil {
+			mem.SetCount(key, n, ttl)
+			return n, ttl, taken
+		}
+		l.onFailed(err)
+	}
+	n, ttl, taken, _ := mem.Reserve(ctx, key, int64(lim.Max), lim.Window)
+	return n, ttl, taken
+}
+
+// release gives back one reservation taken in the window that ends at windowEnd, in the shared
+// store and the in-process copy, or in the copy alone while the shared store fails.
+func (l *Limiter) release(ctx context.Context, key string, windowEnd time.Time, window time.Duration) {
+	left := time.Until(windowEnd)
+	if left <= 0 {
+		return // the window ended and took the reservation with it
+	}
+	mem, _ := l.local()
+	if l.shared != nil {
+		n, ttl, err := l.shared.Release(ctx, key, left, window)
+		if err == nil {
+			mem.SetCount(key, n, ttl)
+			return
+		}
+		l.onFailed(err)
+	}
+	_, _, _ = mem.Release(ctx, key, left, window)
 }
 
 // incr adds delta to the counter at key in the shared store, keeping the in-process copy in

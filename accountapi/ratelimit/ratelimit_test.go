@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/accountedge/caddy-account-api/accountapi/store"
+	"github.com/accountedge/caddy-account-api/tests/harness"
 )
 
 func newLimiter(t *testing.T, shared store.Counter, onFailed func(error)) *Limiter {
@@ -77,6 +79,82 @@ func TestReserveBoundsParallelAttemptsAndReleaseGivesBack(t *testing.T) {
 	}
 	if _, d := l.Reserve(ctx, "tok", "10.0.0.1", lim); d.Allowed || d.RetryAfter <= 0 {
 		t.Fatalf("over the limit: %+v", d)
+	}
+}
+
+// TestReleaseCountsOnlyInItsWindow: a reservation given back after its window ended lends the
+// next window nothing, in the shared store and in process.
+func TestReleaseCountsOnlyInItsWindow(t *testing.T) {
+	rs := harness.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	for name, shared := range map[string]store.Counter{
+		"in process": nil,
+		"redis":      store.NewRedis(client, "rl-test:", time.Second),
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := newLimiter(t, shared, nil)
+			ctx := context.Background()
+			lim := Limit{Max: 1, Window: 150 * time.Millisecond}
+			late, d := l.Reserve(ctx, "tok", "10.0.0.1", lim)
+			if !d.Allowed {
+				t.Fatal("first reservation refused")
+			}
+			time.Sleep(lim.Window + 30*time.Millisecond)
+			if _, d := l.Reserve(ctx, "tok", "10.0.0.1", lim); !d.Allowed || d.Count != 1 {
+				t.Fatalf("the next window's first reservation: %+v", d)
+			}
+			late()
+			if _, d := l.Reserve(ctx, "tok", "10.0.0.1", lim); d.Allowed {
+				t.Fatalf("a release from the window before lent this one an attempt: %+v", d)
+			}
+		})
+	}
+}
+
+// TestReservationsAcrossInstances: two instances sharing Redis, bursts on both at once: the
+// limit holds over both, refusals are not counted, and what is given back is taken again once.
+func TestReservationsAcrossInstances(t *testing.T) {
+	rs := harness.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	shared := store.NewRedis(client, "rl-test:", time.Second)
+	instances := []*Limiter{newLimiter(t, shared, nil), newLimiter(t, shared, nil)}
+	lim := Limit{Max: 5, Window: time.Minute}
+	burst := func() (releases []func(), refusedCounts []int64) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := 0; i < 100; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				release, d := instances[i%2].Reserve(context.Background(), "pw", "10.0.0.9", lim)
+				mu.Lock()
+				defer mu.Unlock()
+				if d.Allowed {
+					releases = append(releases, release)
+				} else {
+					refusedCounts = append(refusedCounts, d.Count)
+				}
+			}()
+		}
+		wg.Wait()
+		return releases, refusedCounts
+	}
+	releases, refused := burst()
+	if len(releases) != 5 || len(refused) != 95 {
+		t.Fatalf("%d allowed, %d refused of 100; want 5 and 95", len(releases), len(refused))
+	}
+	for _, n := range refused {
+		if n != 5 {
+			t.Fatalf("a refusal saw the counter at %d: refusals must not count", n)
+		}
+	}
+	releases[0]()
+	releases[1]()
+	again, _ := burst()
+	if len(again) != 2 {
+		t.Fatalf("%d allowed after 2 were given back, want 2", len(again))
 	}
 }
 
@@ -187,8 +265,18 @@ func TestOffLimitAllowsEverything(t *testing.T) {
 
 type brokenCounter struct{}
 
+var errRedisDown = errors.New("redis down")
+
 func (brokenCounter) Incr(context.Context, string, int64, time.Duration) (int64, time.Duration, error) {
-	return 0, 0, errors.New("redis down")
+	return 0, 0, errRedisDown
+}
+
+func (brokenCounter) Reserve(context.Context, string, int64, time.Duration) (int64, time.Duration, bool, error) {
+	return 0, 0, false, errRedisDown
+}
+
+func (brokenCounter) Release(context.Context, string, time.Duration, time.Duration) (int64, time.Duration, error) {
+	return 0, 0, errRedisDown
 }
 
 func TestSharedFailureFallsBackToLocalCounts(t *testing.T) {
@@ -206,18 +294,29 @@ func TestSharedFailureFallsBackToLocalCounts(t *testing.T) {
 	}
 }
 
-type recordingCounter struct{ keys []string }
+// recordingCounter records the keys it is asked about, and counts in process.
+type recordingCounter struct {
+	*store.Memory
+	keys []string
+}
 
 func (r *recordingCounter) Incr(_ context.Context, key string, _ int64, _ time.Duration) (int64, time.Duration, error) {
 	r.keys = append(r.keys, key)
 	return 1, time.Minute, nil
 }
 
+func (r *recordingCounter) Reserve(ctx context.Context, key string, limit int64, window time.Duration) (int64, time.Duration, bool, error) {
+	r.keys = append(r.keys, key)
+	return r.Memory.Reserve(ctx, key, limit, window)
+}
+
 func TestSubjectsNeverAppearInKeys(t *testing.T) {
-	rc := &recordingCounter{}
+	rc := &recordingCounter{Memory: store.NewMemory(10)}
 	l := newLimiter(t, rc, nil)
 	l.Take(context.Background(), "code-send", "secret@example.com", Limit{Max: 1, Window: time.Minute})
-	if len(rc.keys) != 1 || strings.Contains(rc.keys[0], "secret") || !strings.HasPrefix(rc.keys[0], "rl:code-send:") {
+	l.Reserve(context.Background(), "token-failures", "secret@example.com", Limit{Max: 1, Window: time.Minute})
+	if len(rc.keys) != 2 || strings.Contains(rc.keys[0]+rc.keys[1], "secret") ||
+		!strings.HasPrefix(rc.keys[0], "rl:code-send:") || !strings.HasPrefix(rc.keys[1], "rl:token-failures:") {
 		t.Fatalf("keys %v", rc.keys)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,13 +32,105 @@ func testCounter(t *testing.T, c Counter) {
 	}
 }
 
-func TestMemoryCounter(t *testing.T) { testCounter(t, NewMemory(10)) }
+// testReserve: of parallel reservations exactly the limit is taken and the refusals write
+// nothing; a release gives back to its own window only, and never below zero.
+func testReserve(t *testing.T, c Counter) {
+	t.Helper()
+	ctx := context.Background()
+	const window = 400 * time.Millisecond
+	var taken atomic.Int64
+	var left atomic.Int64 // what the window had left, as one taker heard it
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, ttl, ok, err := c.Reserve(ctx, "r", 3, window)
+			if err != nil || n < 1 || n > 3 || ttl <= 0 || ttl > window {
+				t.Errorf("reserve: %d %v %v", n, ttl, err)
+			}
+			if ok {
+				taken.Add(1)
+				left.Store(int64(ttl))
+			}
+		}()
+	}
+	wg.Wait()
+	if n, _, _ := c.Incr(ctx, "r", 0, window); taken.Load() != 3 || n != 3 {
+		t.Fatalf("%d of 50 parallel reservations taken, counter at %d; want 3 and 3", taken.Load(), n)
+	}
+	heard := time.Duration(left.Load())
+	if n, _, err := c.Release(ctx, "r", heard+window, window); err != nil || n != 3 {
+		t.Fatalf("a release for another window gave back: %d %v", n, err)
+	}
+	if n, _, err := c.Release(ctx, "r", heard, window); err != nil || n != 2 {
+		t.Fatalf("release: %d %v, want 2", n, err)
+	}
+	if n, _, ok, _ := c.Reserve(ctx, "r", 3, window); !ok || n != 3 {
+		t.Fatalf("the released count was not given back: %d %v", n, ok)
+	}
+	time.Sleep(window + 50*time.Millisecond)
+	// The next window: a release heard of in the last one (its final moments) owes it nothing.
+	if n, _, ok, _ := c.Reserve(ctx, "r", 3, window); !ok || n != 1 {
+		t.Fatalf("a new window must start afresh: %d %v", n, ok)
+	}
+	if n, _, _ := c.Release(ctx, "r", time.Millisecond, window); n != 1 {
+		t.Fatalf("a release from the window before gave back in this one: %d", n)
+	}
+	if n, _, err := c.Release(ctx, "absent", window, window); err != nil || n != 0 {
+		t.Fatalf("a release with nothing reserved: %d %v", n, err)
+	}
+	if n, _, _ := c.Incr(ctx, "absent", 0, window); n != 0 {
+		t.Fatalf("a release with nothing reserved went below zero: %d", n)
+	}
+}
+
+func TestMemoryCounter(t *testing.T) {
+	testCounter(t, NewMemory(10))
+	testReserve(t, NewMemory(10))
+}
 
 func TestRedisCounter(t *testing.T) {
 	rs := harness.StartRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
 	testCounter(t, NewRedis(client, "test:", time.Second))
+	testReserve(t, NewRedis(client, "reserve:", time.Second))
+}
+
+// commandCounter counts the commands a client sends.
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(int64(len(cmds))); return next(ctx, cmds) }
+}
+
+// TestRefusedReservationIsOneCommand: a burst over the limit costs Redis one command per
+// refusal, with nothing to undo.
+func TestRefusedReservationIsOneCommand(t *testing.T) {
+	rs := harness.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	counted := &commandCounter{}
+	client.AddHook(counted)
+	r := NewRedis(client, "test:", time.Second)
+	ctx := context.Background()
+	if _, _, ok, err := r.Reserve(ctx, "k", 1, time.Minute); !ok || err != nil {
+		t.Fatalf("first reservation: %v %v", ok, err)
+	}
+	before := counted.n.Load()
+	for i := 0; i < 20; i++ {
+		if n, _, ok, err := r.Reserve(ctx, "k", 1, time.Minute); ok || err != nil || n != 1 {
+			t.Fatalf("refusal %d: %d %v %v", i, n, ok, err)
+		}
+	}
+	if sent := counted.n.Load() - before; sent != 20 {
+		t.Fatalf("20 refusals sent %d commands, want 20", sent)
+	}
 }
 
 // TestRedisGetLinked: a value and the entry its trailer links to come back from one script; a
