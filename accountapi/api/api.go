@@ -223,9 +223,9 @@ func (h *Handler) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (
 	// Only reads may rest on a cached answer about the token: every other method asks the core
 	// again, so a token revoked since it was cached cannot change anything, and reads the user
 	// fresh from the core, so no decision about a write rests on a cached record. The rule is by
-	// method: no route can be forgotten (rt.revalidate is implied for every write).
+	// method: no route can be forgotten.
 	authenticate := h.cfg.Auth.Authenticate
-	if r.Method != http.MethodGet && r.Method != http.MethodHead || rt.revalidate {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		authenticate = h.cfg.Auth.Revalidate
 		ctx = identitycore.WithFreshReads(ctx)
 		r = r.WithContext(ctx)

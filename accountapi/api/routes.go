@@ -27,7 +27,6 @@ import (
 //			scope("custom_data", 400).when(bodyHas("customData")),
 //			firstParty(),
 //			stepUp().when(bodyHas("username")),
-//			revalidateToken().when(bodyHas("username")),
 //		},
 //		serve: h.patchAccount,
 //	}
@@ -46,14 +45,14 @@ import (
 //   - loadUser(withSSO): read the caller into c.user (core failures answer here).
 //   - stepUpIfSecured(): stepUp only when c.user has a password, email or phone (Logto's
 //     "conditional" step-up); needs loadUser earlier in the row.
-//   - revalidateToken(): ask the core about the token again, past every cache.
 //   - any check .when(cond): only when cond holds (bodyHas(key): the body has key, even null).
 //
 // Adding a route: write its body decoder, func(map[string]json.RawMessage) (T, error) (zod's
 // rules, every issue collected: see body.go), and its work, func(*call) error, which reads the
 // decoded body with input[T](c) and the caller with c.user when the row loads it. Then add a
-// row below with the reference's checks in the reference's order; set revalidate when the
-// route touches credentials and audit when it changes the account or a verification.
+// row below with the reference's checks in the reference's order, and set audit when the route
+// changes the account or a verification. Every route but a GET asks the core about the token
+// again (serveRoute): a row cannot forget it.
 // A route whose request is not a JSON object (a multipart upload, a query) gets its own guard.
 // newHandler checks the rows (validRoute), so a malformed row fails at start-up.
 func (h *Handler) routeTable() []route {
@@ -84,78 +83,78 @@ func (h *Handler) routeTable() []route {
 			serve: h.patchProfile,
 		},
 		{
-			pattern: "POST /api/my-account/password", revalidate: true, // N4
-			audit: "account.password.update", auditFields: []string{"password"},
+			pattern: "POST /api/my-account/password", // N4
+			audit:   "account.password.update", auditFields: []string{"password"},
 			guard:  jsonBody(decodePassword),
 			checks: []check{firstParty(), loadUser(false), stepUpIfSecured(), field(edit, "password")},
 			serve:  h.updatePassword,
 		},
 		{
-			pattern: "POST /api/my-account/primary-email", revalidate: true, // N9
-			audit: "account.primaryEmail.update", auditFields: []string{"primaryEmail"},
+			pattern: "POST /api/my-account/primary-email", // N9
+			audit:   "account.primaryEmail.update", auditFields: []string{"primaryEmail"},
 			guard:  jsonBody(primaryEmail.decode),
 			checks: primaryChecks(primaryEmail),
 			serve:  h.updatePrimaryEmail,
 		},
 		{
-			pattern: "DELETE /api/my-account/primary-email", revalidate: true, // N10
-			audit: "account.primaryEmail.delete", auditFields: []string{"primaryEmail"},
+			pattern: "DELETE /api/my-account/primary-email", // N10
+			audit:   "account.primaryEmail.delete", auditFields: []string{"primaryEmail"},
 			checks: primaryChecks(primaryEmail),
 			serve:  h.deletePrimaryEmail,
 		},
 		{
-			pattern: "POST /api/my-account/primary-phone", revalidate: true, // N11
-			audit: "account.primaryPhone.update", auditFields: []string{"primaryPhone"},
+			pattern: "POST /api/my-account/primary-phone", // N11
+			audit:   "account.primaryPhone.update", auditFields: []string{"primaryPhone"},
 			guard:  jsonBody(primaryPhone.decode),
 			checks: primaryChecks(primaryPhone),
 			serve:  h.updatePrimaryPhone,
 		},
 		{
-			pattern: "DELETE /api/my-account/primary-phone", revalidate: true, // N12
-			audit: "account.primaryPhone.delete", auditFields: []string{"primaryPhone"},
+			pattern: "DELETE /api/my-account/primary-phone", // N12
+			audit:   "account.primaryPhone.delete", auditFields: []string{"primaryPhone"},
 			checks: primaryChecks(primaryPhone),
 			serve:  h.deletePrimaryPhone,
 		},
 		{
-			pattern: "POST /api/my-account/identities", revalidate: true, // N13
-			audit: "account.identities.link", auditFields: []string{"identities"},
+			pattern: "POST /api/my-account/identities", // N13
+			audit:   "account.identities.link", auditFields: []string{"identities"},
 			guard:  jsonBody(decodeNewIdentifierRecord),
 			checks: []check{field(edit, "social"), scope("identities", 401), firstParty(), loadUser(true), stepUpIfSecured()},
 			serve:  h.linkIdentity,
 		},
 		{
-			pattern: "PUT /api/my-account/identities", revalidate: true, // N14
-			audit: "account.identities.replace", auditFields: []string{"identities"},
+			pattern: "PUT /api/my-account/identities", // N14
+			audit:   "account.identities.replace", auditFields: []string{"identities"},
 			guard:  jsonBody(decodeNewIdentifierRecord),
 			checks: []check{field(edit, "social"), scope("identities", 401), firstParty(), loadUser(true), stepUpIfSecured()},
 			serve:  h.replaceIdentity,
 		},
 		{
-			pattern: "DELETE /api/my-account/identities/{target}", revalidate: true, // N15
-			audit: "account.identities.unlink", auditFields: []string{"identities"},
+			pattern: "DELETE /api/my-account/identities/{target}", // N15
+			audit:   "account.identities.unlink", auditFields: []string{"identities"},
 			checks: []check{field(edit, "social"), scope("identities", 400), firstParty(), loadUser(true), stepUpIfSecured()},
 			serve:  h.unlinkIdentity,
 		},
 		{
-			pattern: "POST /api/verifications/password", revalidate: true, // V1
-			audit:  "verification.password",
-			guard:  jsonBody(decodePassword),
-			checks: []check{firstParty()},
-			serve:  h.verifyPassword,
+			pattern: "POST /api/verifications/password", // V1
+			audit:   "verification.password",
+			guard:   jsonBody(decodePassword),
+			checks:  []check{firstParty()},
+			serve:   h.verifyPassword,
 		},
 		{
-			pattern: "POST /api/verifications/verification-code", revalidate: true, // V2
-			audit:  "verification.code.send",
-			guard:  jsonBody(decodeCodeSend),
-			checks: []check{firstParty()},
-			serve:  h.sendCode,
+			pattern: "POST /api/verifications/verification-code", // V2
+			audit:   "verification.code.send",
+			guard:   jsonBody(decodeCodeSend),
+			checks:  []check{firstParty()},
+			serve:   h.sendCode,
 		},
 		{
-			pattern: "POST /api/verifications/verification-code/verify", revalidate: true, // V3
-			audit:  "verification.code.verify",
-			guard:  jsonBody(decodeCodeCheck),
-			checks: []check{firstParty()},
-			serve:  h.verifyCode,
+			pattern: "POST /api/verifications/verification-code/verify", // V3
+			audit:   "verification.code.verify",
+			guard:   jsonBody(decodeCodeCheck),
+			checks:  []check{firstParty()},
+			serve:   h.verifyCode,
 		},
 		{
 			pattern: "POST /api/verifications/social", // V4: no first-party check, as Logto
@@ -174,8 +173,8 @@ func (h *Handler) routeTable() []route {
 			serve:  h.getMfaSettings,
 		},
 		{
-			pattern: "PATCH /api/my-account/mfa-settings", revalidate: true, // N6
-			audit: "account.mfa.settings.update", auditFields: []string{"mfa"},
+			pattern: "PATCH /api/my-account/mfa-settings", // N6
+			audit:   "account.mfa.settings.update", auditFields: []string{"mfa"},
 			guard:  jsonBody(decodeMfaSettings),
 			checks: []check{stepUp(), scope("identities", 401), firstParty(), field(edit, "mfa")},
 			serve:  h.patchMfaSettings,
@@ -186,8 +185,8 @@ func (h *Handler) routeTable() []route {
 			serve:   h.getLogtoConfigs,
 		},
 		{
-			pattern: "PATCH /api/my-account/logto-configs", revalidate: true, // N8
-			audit: "account.logtoConfigs.update", auditFields: []string{"mfa", "passkeySignIn"},
+			pattern: "PATCH /api/my-account/logto-configs", // N8
+			audit:   "account.logtoConfigs.update", auditFields: []string{"mfa", "passkeySignIn"},
 			guard:  jsonBody(decodeLogtoConfigPatch),
 			checks: []check{stepUp(), scope("identities", 401), firstParty(), field(edit, passkeyField)},
 			serve:  h.patchLogtoConfigs,
@@ -198,15 +197,15 @@ func (h *Handler) routeTable() []route {
 			serve:   h.listMfaVerifications,
 		},
 		{
-			pattern: "POST /api/my-account/mfa-verifications", revalidate: true, // N17
-			audit: "account.mfa.bind", auditFields: []string{"mfa"},
+			pattern: "POST /api/my-account/mfa-verifications", // N17
+			audit:   "account.mfa.bind", auditFields: []string{"mfa"},
 			guard:  jsonBody(decodeMfaBinding),
 			checks: []check{stepUp(), fieldBy(edit, bindingField), scope("identities", 401), firstParty()},
 			serve:  h.bindMfa,
 		},
 		{
-			pattern: "PUT /api/my-account/mfa-verifications/totp", revalidate: true, // N18
-			audit: "account.mfa.totp.replace", auditFields: []string{"mfa"},
+			pattern: "PUT /api/my-account/mfa-verifications/totp", // N18
+			audit:   "account.mfa.totp.replace", auditFields: []string{"mfa"},
 			guard:  jsonBody(decodeTotpReplacement),
 			checks: []check{stepUp(), field(edit, "mfa"), scope("identities", 401), firstParty()},
 			serve:  h.replaceTotp,
@@ -216,8 +215,8 @@ func (h *Handler) routeTable() []route {
 		{pattern: "POST /api/my-account/mfa-verifications/backup-codes/generate", serve: h.generateBackupCodesRoute},
 		{
 			// N23: the field depends on the factor's type, known once the factor is found.
-			pattern: "DELETE /api/my-account/mfa-verifications/{verificationId}", revalidate: true,
-			audit: "account.mfa.delete", auditFields: []string{"mfa"},
+			pattern: "DELETE /api/my-account/mfa-verifications/{verificationId}",
+			audit:   "account.mfa.delete", auditFields: []string{"mfa"},
 			checks: []check{stepUp(), scope("identities", 401), firstParty()},
 			serve:  h.deleteMfaVerification,
 		},
@@ -228,8 +227,8 @@ func (h *Handler) routeTable() []route {
 		},
 		{
 			// Revoking a session or grant ends tokens: the caller's own must still be live.
-			pattern: "DELETE /api/my-account/sessions/{sessionId}", revalidate: true, // N28
-			audit: "account.sessions.revoke", auditFields: []string{"session"},
+			pattern: "DELETE /api/my-account/sessions/{sessionId}", // N28
+			audit:   "account.sessions.revoke", auditFields: []string{"session"},
 			guard:  enumQuery("revokeGrantsTarget", revokeGrantsTargets),
 			checks: sessionChecks(edit),
 			serve:  h.deleteSession,
@@ -241,8 +240,8 @@ func (h *Handler) routeTable() []route {
 			serve:   h.listGrants,
 		},
 		{
-			pattern: "DELETE /api/my-account/grants/{grantId}", revalidate: true, // N30
-			audit: "account.grants.revoke", auditFields: []string{"session"},
+			pattern: "DELETE /api/my-account/grants/{grantId}", // N30
+			audit:   "account.grants.revoke", auditFields: []string{"session"},
 			checks: sessionChecks(edit),
 			serve:  h.deleteGrant,
 		},
@@ -271,9 +270,6 @@ func primaryChecks(p primaryIdentifier) []check {
 type route struct {
 	// pattern is the ServeMux pattern, also the route's label in metrics.
 	pattern string
-	// revalidate makes authentication ask the core about the token even when it is cached: the
-	// route touches credentials, so a revoked token must not get through.
-	revalidate bool
 	// audit, when set, is the operation logged as an audit event for every request that passed
 	// authentication and the account-center switch, with auditFields as the changed fields.
 	audit       string
@@ -326,7 +322,6 @@ const (
 	checkStepUp
 	checkLoadUser
 	checkStepUpIfSecured
-	checkRevalidate
 )
 
 // check is one step of a route's check order; build it with the constructors below.
@@ -380,9 +375,6 @@ func loadUser(withSSO bool) check { return check{kind: checkLoadUser, withSSO: w
 // stepUpIfSecured demands step-up only from a user who has a way to prove who they are.
 func stepUpIfSecured() check { return check{kind: checkStepUpIfSecured} }
 
-// revalidateToken asks the core about the token again, past every cache.
-func revalidateToken() check { return check{kind: checkRevalidate} }
-
 // when makes a check apply only when cond holds.
 func (ch check) when(cond func(*call) bool) check {
 	ch.cond = cond
@@ -416,7 +408,7 @@ func validRoute(rt route) error {
 			if !loaded {
 				return fmt.Errorf("%s: check %d: stepUpIfSecured needs loadUser before it", rt.pattern, i)
 			}
-		case checkFirstParty, checkStepUp, checkRevalidate:
+		case checkFirstParty, checkStepUp:
 		default:
 			return fmt.Errorf("%s: check %d: not built by a check constructor", rt.pattern, i)
 		}
@@ -472,9 +464,6 @@ func (h *Handler) runCheck(ch check, c *call) error {
 		if c.user.HasSecurityVerificationMethod() {
 			return h.requireIdentityVerified(c)
 		}
-	case checkRevalidate:
-		_, err := h.cfg.Auth.Revalidate(c.r.Context(), c.r.Header.Get("Authorization"))
-		return err
 	}
 	return nil
 }
