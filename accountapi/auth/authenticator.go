@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"time"
 
@@ -166,7 +167,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 		return a.validateGated(ctx, key, token)
 	})
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, loadError(err)
 	}
 	return ans.check(a.now())
 }
@@ -187,12 +188,22 @@ func (a *Authenticator) Revalidate(ctx context.Context, header string) (Principa
 		return a.validateGated(ctx, key, token)
 	})
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, loadError(err)
 	}
 	if !ans.active() && cached && prev.active() {
 		a.cfg.OnInactive(Printable(key))
 	}
 	return ans.check(a.now())
+}
+
+// loadError is what a request is told when its answer could not be had: the load's own
+// *apierror.Error, or a 503 when the request stopped waiting (its context ended while it waited
+// on a load, its own or another request's), so that it is never an unmapped 500.
+func loadError(err error) error {
+	if _, ok := errors.AsType[*apierror.Error](err); ok {
+		return err
+	}
+	return apierror.CoreUnavailable.WithCause(err)
 }
 
 // key is the token's cache key: binary, the smallest in-process key (see Printable).

@@ -24,9 +24,13 @@ type fakeCore struct {
 	err     error
 }
 
-func (f *fakeCore) Introspect(_ context.Context, token string) (identitycore.Introspection, error) {
+func (f *fakeCore) Introspect(ctx context.Context, token string) (identitycore.Introspection, error) {
 	f.calls.Add(1)
-	time.Sleep(f.delay)
+	select {
+	case <-time.After(f.delay):
+	case <-ctx.Done(): // as an HTTP request on ctx would
+		return identitycore.Introspection{}, &identitycore.UnavailableError{Op: "introspection", Cause: ctx.Err()}
+	}
 	if f.err != nil {
 		return identitycore.Introspection{}, f.err
 	}
@@ -189,6 +193,28 @@ func TestCoreFailureIsNotAccessNorCached(t *testing.T) {
 	core.set("tok", live("u1", "openid", time.Hour))
 	if _, err := a.Authenticate(context.Background(), "Bearer tok"); err != nil {
 		t.Fatalf("the failure was cached: %v", err)
+	}
+}
+
+// TestWaiterThatGivesUpGetsAnAPIError: a request whose context ends while it waits on another
+// request's introspection gets a Logto-shaped 503, never an unmapped error (a 500), and the
+// load it waited on goes on for the others.
+func TestWaiterThatGivesUpGetsAnAPIError(t *testing.T) {
+	core := newFake()
+	core.delay = 200 * time.Millisecond
+	core.set("slow", live("u1", "openid", time.Hour))
+	a := newAuth(t, core, nil)
+	first := make(chan error, 1)
+	go func() { _, err := a.Authenticate(context.Background(), "Bearer slow"); first <- err }()
+	for core.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	_, err := a.Authenticate(ctx, "Bearer slow")
+	cancel()
+	wantCode(t, err, http.StatusServiceUnavailable, "identity_core.unavailable")
+	if err := <-first; err != nil {
+		t.Fatalf("the load waited on: %v", err)
 	}
 }
 
