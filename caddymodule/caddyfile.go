@@ -54,6 +54,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			key_prefix   <prefix>
 //			timeout      <duration>
 //			dial_timeout <duration>
+//			tls [{
+//				ca_file     <file>
+//				server_name <name>
+//			}]
 //		}
 //		account_center {
 //			enabled   true|false
@@ -217,8 +221,32 @@ func (h *Handler) unmarshalRedis(d *caddyfile.Dispenser) error {
 			err = positiveDurationArg(d, &h.Redis.Timeout)
 		case "dial_timeout":
 			err = positiveDurationArg(d, &h.Redis.DialTimeout)
+		case "tls":
+			err = unmarshalRedisTLS(d, h.Redis)
 		default:
 			return d.Errf("unrecognized redis option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func unmarshalRedisTLS(d *caddyfile.Dispenser, r *RedisConfig) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	r.TLS = new(RedisTLS)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "ca_file":
+			err = oneArg(d, &r.TLS.CAFile)
+		case "server_name":
+			err = oneArg(d, &r.TLS.ServerName)
+		default:
+			return d.Errf("unrecognized redis tls option %q", d.Val())
 		}
 		if err != nil {
 			return err

@@ -254,6 +254,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.configure(caddy.NewReplacer()); err != nil {
 		return err
 	}
+	for _, warning := range h.unencrypted() {
+		h.logger.Warn("unencrypted connection: " + warning)
+	}
 
 	stateKey, err := h.stateKeyOf()
 	if err != nil {

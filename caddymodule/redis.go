@@ -2,9 +2,12 @@ package caddymodule
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -40,6 +43,44 @@ type RedisConfig struct {
 
 	// DialTimeout bounds connecting. Default: 500ms.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// TLS, when set, encrypts every connection (to the server, the Cluster's nodes, or the
+	// Sentinels and the master they name) and checks the servers' certificates. With a url, TLS
+	// comes from its scheme (rediss://); this block then only adjusts it.
+	TLS *RedisTLS `json:"tls,omitempty"`
+}
+
+// RedisTLS is how the module checks Redis's certificates.
+type RedisTLS struct {
+	// CAFile is a PEM file of the certificate authorities that sign the servers' certificates,
+	// for a Redis whose certificates no authority of the system signs. Default: the system's.
+	CAFile string `json:"ca_file,omitempty"`
+
+	// ServerName is the name the servers' certificates must carry. Default: the host of each
+	// address (an IP address must then be in the certificate).
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// config builds the TLS settings on base (a rediss:// url's, or nil).
+func (t *RedisTLS) config(base *tls.Config) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		cfg = base.Clone()
+	}
+	if t.ServerName != "" {
+		cfg.ServerName = t.ServerName
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("account_api: redis tls ca_file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("account_api: redis tls ca_file %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	return cfg, nil
 }
 
 func (c *RedisConfig) setDefaults() {
@@ -71,7 +112,7 @@ func (c *RedisConfig) poolKey() (string, *redis.UniversalOptions, error) {
 		return "", nil, err
 	}
 	fingerprint, _ := json.Marshal([]any{opts.Addrs, opts.MasterName, opts.Username,
-		sha256.Sum256([]byte(opts.Password)), opts.DB, opts.TLSConfig != nil, c.Timeout, c.DialTimeout})
+		sha256.Sum256([]byte(opts.Password)), opts.DB, opts.TLSConfig != nil, c.TLS, c.Timeout, c.DialTimeout})
 	sum := sha256.Sum256(fingerprint)
 	return "account_api.redis." + hex.EncodeToString(sum[:]), opts, nil
 }
@@ -107,6 +148,13 @@ func (c *RedisConfig) options() (*redis.UniversalOptions, error) {
 		}
 		opts.Addrs = []string{parsed.Addr}
 		opts.Username, opts.Password, opts.DB, opts.TLSConfig = parsed.Username, parsed.Password, parsed.DB, parsed.TLSConfig
+	}
+	if c.TLS != nil {
+		cfg, err := c.TLS.config(opts.TLSConfig)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLSConfig = cfg
 	}
 	timeout := time.Duration(c.Timeout)
 	opts.ClientName = "caddy-account-api"

@@ -74,6 +74,10 @@ func (h *Handler) resolvePlaceholders(repl *caddy.Replacer) {
 		one("redis username", &r.Username)
 		one("redis password", &r.Password)
 		one("redis key_prefix", &r.KeyPrefix)
+		if r.TLS != nil {
+			one("redis tls ca_file", &r.TLS.CAFile)
+			one("redis tls server_name", &r.TLS.ServerName)
+		}
 	}
 	if w := h.Webhook; w != nil {
 		one("webhook path", &w.Path)
@@ -110,6 +114,12 @@ func (h *Handler) validate() error {
 		fail("cache_key must be at least %d characters (it keys the HMACs of cached tokens)", minCacheKeyLen)
 	} else if h.CacheKey == "" && h.emptied["cache_key"] != "" {
 		fail("cache_key is empty%s", h.emptyHint("cache_key"))
+	}
+	// Whom to trust must not fall back to the default because a variable was unset.
+	for _, option := range []string{"redis tls ca_file", "redis tls server_name"} {
+		if h.emptied[option] != "" {
+			fail("%s is empty%s", option, h.emptyHint(option))
+		}
 	}
 
 	positive := func(option string, d caddy.Duration) {
@@ -241,6 +251,13 @@ func (c *RedisConfig) validate() []error {
 		}
 		if _, err := redis.ParseURL(c.URL); err != nil {
 			fail("url: %v", err) // ParseURL's errors carry no password
+		} else if c.TLS != nil && !strings.HasPrefix(c.URL, "rediss://") {
+			fail("tls with a redis:// url, which is unencrypted: use rediss://")
+		}
+	}
+	if c.TLS != nil {
+		if _, err := c.TLS.config(nil); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, a := range c.Addresses {
@@ -318,4 +335,40 @@ func checkOrigin(o string) error {
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// unencrypted names the connections the configuration leaves unencrypted beyond this machine,
+// each with what crosses it, for Provision to warn of: the module works over them, but a
+// security reviewer must hear of it.
+func (h *Handler) unencrypted() []string {
+	var found []string
+	if u, err := url.Parse(h.CoreURL); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		found = append(found, "core_url is http://: the client secret, users' tokens, passwords and codes cross the network in clear; use https://")
+	}
+	if r := h.Redis; r != nil {
+		hosts := r.Addresses
+		if r.URL != "" {
+			u, _ := url.Parse(r.URL)
+			hosts = []string{u.Host}
+			if u.Query().Get("skip_verify") == "true" {
+				found = append(found, "redis url has skip_verify=true: any server can pose as Redis and read or forge cached token answers")
+			}
+		}
+		if r.TLS == nil && !strings.HasPrefix(r.URL, "rediss://") && slices.ContainsFunc(hosts, func(a string) bool {
+			host, _, _ := net.SplitHostPort(a)
+			return !isLoopback(host)
+		}) {
+			found = append(found, "redis is not encrypted: cached token answers, profiles and verification records cross the network in clear; use rediss:// or tls")
+		}
+	}
+	return found
+}
+
+// isLoopback reports whether host (a name or an IP) is this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -9,9 +9,9 @@ import (
 	"github.com/accountedge/caddy-account-api/tests/harness"
 )
 
-// TestManyInstancesOnRedisTopologies runs three Caddy instances on one Redis Sentinel setup and
-// on one Redis Cluster: token answers and verification records made on one instance serve the
-// others.
+// TestManyInstancesOnRedisTopologies runs three Caddy instances on one Redis Sentinel setup, on
+// one Redis Cluster and on a TLS-only Redis (by address and by rediss:// url): token answers and
+// verification records made on one instance serve the others.
 func TestManyInstancesOnRedisTopologies(t *testing.T) {
 	for name, redisBlock := range map[string]func(t *testing.T) string{
 		"sentinel": func(t *testing.T) string {
@@ -20,6 +20,14 @@ func TestManyInstancesOnRedisTopologies(t *testing.T) {
 		},
 		"cluster": func(t *testing.T) string {
 			return "redis {\n address " + strings.Join(harness.StartRedisCluster(t), " ") + "\n }"
+		},
+		"tls": func(t *testing.T) string {
+			r := harness.StartRedisTLS(t)
+			return "redis {\n address " + r.Addr() + "\n tls {\n ca_file " + r.CAFile() + "\n }\n }"
+		},
+		"rediss_url": func(t *testing.T) string {
+			r := harness.StartRedisTLS(t)
+			return "redis rediss://" + r.Addr() + " {\n tls {\n ca_file " + r.CAFile() + "\n }\n }"
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package harness
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,8 @@ type Redis struct {
 	dir  string
 	// extra arguments for redis-server (cluster mode, a Sentinel config file).
 	extra []string
+	// tls, when set, makes the server speak only TLS on port.
+	tls *redisTLS
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -49,13 +52,18 @@ func StartRedisOn(t testing.TB, port int) *Redis {
 
 func startRedis(t testing.TB, port int, extra []string) *Redis {
 	t.Helper()
+	return startRedisWith(t, port, extra, nil)
+}
+
+func startRedisWith(t testing.TB, port int, extra []string, tls *redisTLS) *Redis {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("harness: redis-server not on PATH in CI: install redis-server (./xcaddy.sh test does)")
 		}
 		t.Skip("redis-server not on PATH: install redis-server (./xcaddy.sh test does)")
 	}
-	r := &Redis{t: t, port: port, dir: t.TempDir(), extra: extra}
+	r := &Redis{t: t, port: port, dir: t.TempDir(), extra: extra, tls: tls}
 	t.Cleanup(r.kill)
 	if err := r.start(); err != nil {
 		t.Fatalf("harness: %v", err)
@@ -98,7 +106,13 @@ func (r *Redis) Logs() string {
 
 func (r *Redis) start() error {
 	logs := &bytes.Buffer{}
-	args := append(append([]string(nil), r.extra...), "--port", strconv.Itoa(r.port))
+	args := append([]string(nil), r.extra...)
+	if r.tls != nil {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(r.port), "--tls-auth-clients", "no",
+			"--tls-cert-file", r.tls.certFile, "--tls-key-file", r.tls.keyFile, "--tls-ca-cert-file", r.tls.caFile)
+	} else {
+		args = append(args, "--port", strconv.Itoa(r.port))
+	}
 	cmd := exec.Command("redis-server", append(args,
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -121,7 +135,7 @@ func (r *Redis) start() error {
 	// Poll PING: the port opens a little after the process starts.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := pingRedis(r.Addr()); err == nil {
+		if err := r.ping(); err == nil {
 			return nil
 		}
 		select {
@@ -147,10 +161,16 @@ func (r *Redis) kill() {
 	terminate(cmd, done, 5*time.Second)
 }
 
-// pingRedis speaks just enough RESP over a raw connection to check that the
+// ping speaks just enough RESP over a raw connection (TLS for a TLS server) to check that the
 // server is up, so readiness does not depend on a client library's retries.
-func pingRedis(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+func (r *Redis) ping() error {
+	var conn net.Conn
+	var err error
+	if r.tls != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr(), r.tls.client)
+	} else {
+		conn, err = net.DialTimeout("tcp", r.Addr(), time.Second)
+	}
 	if err != nil {
 		return err
 	}
