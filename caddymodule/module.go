@@ -427,12 +427,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return next.ServeHTTP(watchSuccess(w, func() { h.rt.tokenRevoked(r.Context(), token) }), r)
 		}
 	}
-	if path.Clean(r.URL.Path) == "/oidc/session/end" && (r.Method == http.MethodGet || r.Method == http.MethodPost) {
+	// A sign-out ends the user's session at the core (and the tokens of its grants): the user's
+	// cached answers go, on every instance. Without a browser session the core ends it at once;
+	// with one, at the confirmation, which names no user, so the request before it is
+	// remembered and the user's answers go at both steps.
+	signedOut := func(status int) bool { return status < 400 }
+	switch p := path.Clean(r.URL.Path); {
+	case p == "/oidc/session/end" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
 		if sub := idTokenSubject(r); sub != "" {
-			// A sign-out ends the user's session at the core (and the tokens of its grants):
-			// the user's cached answers go, on every instance.
-			ok := func(status int) bool { return status < 400 }
-			return next.ServeHTTP(watchStatus(w, ok, func() { h.sessionEnded(r.Context(), sub, true) }), r)
+			return next.ServeHTTP(watchStatus(w, signedOut, func() {
+				h.sessionEnded(r.Context(), sub, true)
+				h.rt.signOutShown(r.Context(), r, sub)
+			}), r)
+		}
+	case p == "/oidc/session/end/confirm" && r.Method == http.MethodPost:
+		if sub, key := h.rt.signOutConfirming(r.Context(), r); sub != "" {
+			return next.ServeHTTP(watchStatus(w, signedOut, func() {
+				h.sessionEnded(r.Context(), sub, true)
+				_ = h.rt.st.records.Delete(context.WithoutCancel(r.Context()), key)
+			}), r)
 		}
 	}
 	if r.Method == http.MethodPatch {

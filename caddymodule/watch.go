@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -101,4 +103,38 @@ func idTokenSubject(r *http.Request) string {
 		return ""
 	}
 	return claims.Sub
+}
+
+// sessionCookie is oidc-provider's browser session cookie (Logto keeps its name).
+const sessionCookie = "_session"
+
+// signOutWait bounds how long a sign-out the core asked the browser to confirm is remembered:
+// Logto's confirmation form submits itself at once; someone pressing its no-script button
+// takes longer.
+const signOutWait = 10 * time.Minute
+
+// signOutShown remembers whose sign-out the core showed this browser a confirmation for, under
+// a keyed hash of the browser's session cookie: the confirmation, which ends the session and
+// the tokens issued through it, names no user.
+func (rt *runtime) signOutShown(ctx context.Context, r *http.Request, sub string) {
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		if err := rt.st.records.Set(ctx, rt.st.keyer.Key("signout", c.Value), []byte(sub), signOutWait); err != nil {
+			rt.invalidationFailed(err)
+		}
+	}
+}
+
+// signOutConfirming is the user whose sign-out this browser is confirming (POST
+// /oidc/session/end/confirm), or "" when no instance showed it one.
+func (rt *runtime) signOutConfirming(ctx context.Context, r *http.Request) (sub, key string) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return "", ""
+	}
+	key = rt.st.keyer.Key("signout", c.Value)
+	v, err := rt.st.records.Get(ctx, key)
+	if err != nil {
+		return "", ""
+	}
+	return string(v), key
 }

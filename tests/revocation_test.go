@@ -1,8 +1,15 @@
 package tests
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,4 +262,107 @@ func TestSignOutThroughTheSite(t *testing.T) {
 		t.Fatalf("the signing-out instance still reads with the ended session's token: %d", r.status)
 	}
 	t.Logf("the other instance refuses it after %v", e.refusedWithin(instances[1], minted.AccessToken, time.Second).Round(time.Millisecond))
+}
+
+// TestSignOutWithABrowserSession: a browser signed in at the core gets the core's confirmation
+// form first and its session (and tokens) end only at the confirmation, which names no user.
+// A read between the two steps caches the token again; the confirmation still evicts it on
+// every instance, even when it reaches the other one.
+func TestSignOutWithABrowserSession(t *testing.T) {
+	e, instances, _ := twoInstances(t)
+	for i, confirmAt := range instances {
+		b := newSiteBrowser(t, instances[0])
+		tokens := b.signIn(devcore.DemoUsername, devcore.DemoPassword)
+		access, idToken := tokens["access_token"].(string), tokens["id_token"].(string)
+		q := url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {devcore.DefaultAccountPageURLs[0]}}
+		status, _, page := b.send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
+		xsrf := regexp.MustCompile(`name="xsrf" value="([^"]+)"`).FindStringSubmatch(page)
+		if status != http.StatusOK || xsrf == nil {
+			t.Fatalf("end session: %d %s", status, page)
+		}
+		// Between the two steps the session lives: reads cache the token on both instances.
+		for _, base := range instances {
+			if r := e.call(base, "GET", "/api/my-account", access, nil); r.status != http.StatusOK {
+				t.Fatalf("before the confirmation: %d %s", r.status, r.body)
+			}
+		}
+		b.base = confirmAt
+		form := url.Values{"xsrf": {xsrf[1]}, "logout": {"yes"}, "client_id": {devcore.AccountPageAppID},
+			"post_logout_redirect_uri": q["post_logout_redirect_uri"]}
+		if status, _, _ := b.send(http.MethodPost, "/oidc/session/end/confirm", form); status != http.StatusSeeOther {
+			t.Fatalf("confirm: %d", status)
+		}
+		if r := e.call(confirmAt, "GET", "/api/my-account", access, nil); r.status != http.StatusUnauthorized {
+			t.Fatalf("confirmed on instance %d: it still reads with the ended session's token: %d", i+1, r.status)
+		}
+		other := instances[1-i]
+		t.Logf("confirmed on instance %d: the other refuses the token after %v", i+1,
+			e.refusedWithin(other, access, time.Second).Round(time.Millisecond))
+	}
+}
+
+// siteBrowser signs in at the core through the site as the account page's browser does: it
+// keeps cookies and follows no redirect.
+type siteBrowser struct {
+	t      *testing.T
+	base   string
+	client *http.Client
+}
+
+func newSiteBrowser(t *testing.T, base string) *siteBrowser {
+	jar, _ := cookiejar.New(nil)
+	return &siteBrowser{t: t, base: base, client: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *siteBrowser) send(method, path string, form url.Values) (int, http.Header, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(raw)
+}
+
+// signIn runs the authorization code flow with PKCE for the account page's application and
+// returns the token response.
+func (b *siteBrowser) signIn(identifier, password string) map[string]any {
+	b.t.Helper()
+	const verifier = "a-code-verifier-of-at-least-forty-three-characters"
+	sum := sha256.Sum256([]byte(verifier))
+	callback := devcore.DefaultAccountPageURLs[0] + "/callback"
+	q := url.Values{"client_id": {devcore.AccountPageAppID}, "redirect_uri": {callback}, "response_type": {"code"},
+		"scope": {"openid profile email"}, "state": {"st4te"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	status, _, page := b.send(http.MethodGet, "/oidc/auth?"+q.Encode(), nil)
+	action := regexp.MustCompile(`action="(/oidc/auth/[^"]+)"`).FindStringSubmatch(page)
+	if status != http.StatusOK || action == nil {
+		b.t.Fatalf("authorize: %d %s", status, page)
+	}
+	status, header, page := b.send(http.MethodPost, action[1], url.Values{"identifier": {identifier}, "password": {password}})
+	loc, err := url.Parse(header.Get("Location"))
+	if status != http.StatusSeeOther || err != nil || loc.Query().Get("code") == "" {
+		b.t.Fatalf("sign-in: %d %q %s", status, header.Get("Location"), page)
+	}
+	status, _, body := b.send(http.MethodPost, "/oidc/token", url.Values{"grant_type": {"authorization_code"},
+		"client_id": {devcore.AccountPageAppID}, "code": {loc.Query().Get("code")}, "redirect_uri": {callback},
+		"code_verifier": {verifier}})
+	var tokens map[string]any
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &tokens) != nil || tokens["id_token"] == nil {
+		b.t.Fatalf("token: %d %s", status, body)
+	}
+	return tokens
 }
