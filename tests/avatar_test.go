@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/accountedge/caddy-account-api/tests/devcore"
 )
@@ -167,6 +168,55 @@ func TestAvatarLargerThanMaxBodySize(t *testing.T) {
 		if _, got := fetch(t, r.json(t)["url"].(string)); !bytes.Equal(got, content) {
 			t.Fatalf("%s: stored %d bytes, want %d", name, len(got), len(content))
 		}
+	}
+}
+
+// TestAvatarBodyTimeCountsFromItsReading: an avatar's body is read after authentication, so
+// body_timeout counts from then: a prompt upload behind a core slower than body_timeout is
+// stored, while a file that trickles in is still cut off with 408 request.timeout.
+func TestAvatarBodyTimeCountsFromItsReading(t *testing.T) {
+	e := newEnv(t, options{extra: "body_timeout 1s"})
+	tok := e.userToken(allScopes)
+	e.core.Core.SetIntrospectionDelay(1500 * time.Millisecond) // every upload asks the core again
+	defer e.core.Core.SetIntrospectionDelay(0)
+	png := testImages(t)["image/png"]
+	content := append(bytes.Clone(png[:len(png)-12]), bytes.Repeat([]byte{9}, 256<<10)...)
+	content = append(content, png[len(png)-12:]...)
+	r := e.uploadAvatar(tok, "file", "prompt.png", "image/png", content)
+	if r.status != 200 {
+		t.Fatalf("a prompt %d KiB upload behind a core slower than body_timeout: %d %s", len(content)>>10, r.status, r.body)
+	}
+	if _, got := fetch(t, r.json(t)["url"].(string)); !bytes.Equal(got, content) {
+		t.Fatalf("stored %d bytes, want %d", len(got), len(content))
+	}
+
+	// The same file, its head at once and then a byte every 300ms.
+	body, contentType := devcore.FilePart("file", "slow.png", "image/png", content)
+	raw, _ := io.ReadAll(body)
+	pr, pw := io.Pipe()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer pw.Close()
+		if _, err := pw.Write(raw[:len(raw)-len(content)]); err != nil {
+			return
+		}
+		for _, b := range raw[len(raw)-len(content):] {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			if _, err := pw.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	r = e.rawUpload(tok, contentType, pr)
+	expectError(t, r, http.StatusRequestTimeout, "request.timeout")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("a trickling file held the request for %v", took)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/accountedge/caddy-account-api/accountapi/apierror"
+	"github.com/accountedge/caddy-account-api/accountapi/httpbody"
 	"github.com/accountedge/caddy-account-api/accountapi/identitycore"
 )
 
@@ -58,6 +59,10 @@ func avatarFile(h *Handler, c *call) error {
 	if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {
 		return missing
 	}
+	// The body is read from here on, after authentication and the core's status, which may
+	// take longer than the body is given: its time counts from now (again for the file, once
+	// it has an upload slot), so a prompt client behind a slow core is not cut off.
+	httpbody.Start(c.w, c.r, h.cfg.BodyTimeout)
 	mr := multipart.NewReader(http.MaxBytesReader(c.w, c.r.Body, limit+multipartOverhead), params["boundary"])
 	for {
 		part, err := mr.NextPart()
@@ -65,7 +70,7 @@ func avatarFile(h *Handler, c *call) error {
 		case errors.Is(err, io.EOF):
 			return missing
 		case err != nil:
-			return unreadable(err)
+			return unreadable(c.w, err)
 		case part.FormName() == "file" && part.FileName() != "":
 			c.input = &avatarUpload{status: status, limit: limit, file: part}
 			return nil
@@ -74,10 +79,14 @@ func avatarFile(h *Handler, c *call) error {
 	}
 }
 
-// unreadable is the answer to a multipart body that breaks off or goes past the bound.
-func unreadable(err error) error {
+// unreadable is the answer to a multipart body that breaks off, goes past the size bound or
+// arrives too slowly.
+func unreadable(w http.ResponseWriter, err error) error {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return apierror.FileSizeExceeded
+	}
+	if httpbody.TimedOut(w, err) {
+		return apierror.BodyTimeout
 	}
 	return apierror.InvalidFiles().WithDetails("The multipart body could not be read.")
 }
@@ -96,9 +105,10 @@ func (h *Handler) uploadAvatar(c *call) error {
 	case <-ctx.Done():
 		return apierror.CoreUnavailable.WithCause(ctx.Err())
 	}
+	httpbody.Start(c.w, c.r, h.cfg.BodyTimeout) // the wait for a slot is not the client's
 	content, err := io.ReadAll(io.LimitReader(up.file, up.limit+1))
 	if err != nil {
-		return unreadable(err)
+		return unreadable(c.w, err)
 	}
 	if int64(len(content)) > up.limit {
 		return apierror.FileSizeExceeded

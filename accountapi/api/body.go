@@ -22,12 +22,13 @@ func (h *Handler) bodyFirst(w http.ResponseWriter, r *http.Request) *http.Reques
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return r
 	}
-	httpbody.Start(w, r, h.cfg.BodyTimeout)
 	if r.URL.Path == avatarPath {
 		// A file, not a JSON body: its guard streams it under the core's size bound, which
-		// max_body_size must not cut short (nor consume a part of, when the length is unknown).
+		// max_body_size must not cut short (nor consume a part of, when the length is unknown),
+		// and bounds its time from when it reads, after authentication (avatarFile).
 		return r
 	}
+	httpbody.Start(w, r, h.cfg.BodyTimeout)
 	raw, err := httpbody.Read(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
 		return r.WithContext(context.WithValue(r.Context(), bodyKey{}, err))

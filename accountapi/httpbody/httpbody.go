@@ -21,7 +21,8 @@ var (
 // Start bounds the time the request's body may take to arrive, counted from now: reads of the
 // body fail after that, including the server's own reading of an unread body after the
 // handler, which then closes the connection. Call it first thing for a request that has a
-// body; Read lifts the bound once the body is in, so the rest of the request is not cut short.
+// body (or right before reading a body read late, which then moves the bound); Read lifts the
+// bound once the body is in, so the rest of the request is not cut short.
 func Start(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
 	if timeout <= 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return
@@ -45,9 +46,18 @@ func Read(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return nil, ErrTooLarge
 	}
-	if ne, ok := errors.AsType[net.Error](err); (ok && ne.Timeout()) || errors.Is(err, os.ErrDeadlineExceeded) {
-		w.Header().Set("Connection", "close")
+	if TimedOut(w, err) {
 		return nil, ErrTimeout
 	}
 	return nil, ErrRead
+}
+
+// TimedOut reports whether err, from reading the body, is the bound Start set running out; the
+// response then asks to close the connection, whose unread rest cannot be read in time either.
+func TimedOut(w http.ResponseWriter, err error) bool {
+	if ne, ok := errors.AsType[net.Error](err); (ok && ne.Timeout()) || errors.Is(err, os.ErrDeadlineExceeded) {
+		w.Header().Set("Connection", "close")
+		return true
+	}
+	return false
 }
