@@ -184,27 +184,44 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load func(context.Contex
 	} else if e, ok := c.fromShared(ctx, key); ok {
 		return e.value, nil // without the in-process level, a shared hit needs no coalescing
 	}
-	led := false
-	e, err := c.local.Get(ctx, key, otter.LoaderFunc[string, entry[V]](func(ctx context.Context, key string) (entry[V], error) {
+	led, start := false, uint64(0)
+	e, err := c.local.Get(ctx, key, otter.LoaderFunc[string, entry[V]](func(ctx context.Context, key string) (e entry[V], err error) {
 		led = true
 		// Without the in-process level the shared store was read just above.
-		return c.load(ctx, key, load, !c.cfg.DisableLocal)
+		e, start, err = c.load(ctx, key, load, !c.cfg.DisableLocal)
+		return e, err
 	}))
-	if !led && err == nil {
+	if err != nil {
+		return e.value, err
+	}
+	if led {
+		c.voidedWhileStored(key, e, start)
+	} else {
 		c.cfg.Metrics.CoalescedWait(c.cfg.Kind)
 	}
-	return e.value, err
+	return e.value, nil
+}
+
+// voidedWhileStored drops key from the in-process level when the subject of e, loaded from
+// seq start, was voided after the load's last check: such a voiding may have landed before the
+// level took e in and filed it in the index, where the voiding could not find it. (Later
+// voidings find it there.) Its callers have the value already; it is only not served again.
+func (c *Cache[V]) voidedWhileStored(key string, e entry[V], start uint64) {
+	if c.voidedSince(c.cfg.Subject(e.value), start) {
+		c.local.Invalidate(key)
+	}
 }
 
 // Refresh asks the source again, ignoring what is cached, and caches the answer: for decisions
 // that must not rest on an old answer (a write with a possibly revoked token).
 func (c *Cache[V]) Refresh(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
-	e, err := c.load(ctx, key, load, false)
+	e, start, err := c.load(ctx, key, load, false)
 	if err != nil {
 		return e.value, err
 	}
 	if c.ttl(e) > 0 && !c.cfg.DisableLocal {
 		c.local.Set(key, e) // also discards a load of the key in flight: this answer is newer
+		c.voidedWhileStored(key, e, start)
 	}
 	return e.value, nil
 }
@@ -232,13 +249,14 @@ func (c *Cache[V]) Held(key string) (V, bool) {
 // load runs one load: the shared store (when readShared), else the source; the result is
 // written to the shared store unless it came from there. A load during which its subject was
 // voided is done again (the source answers after the voiding), and served but not stored if it
-// keeps racing.
-func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Context) (V, error), readShared bool) (entry[V], error) {
+// keeps racing. start is the epoch the value was loaded from, for voidedWhileStored.
+func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Context) (V, error), readShared bool) (_ entry[V], start uint64, _ error) {
 	// Detached from the first caller: one client going away must not fail the others.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		start, since := c.seq.Load(), c.now()
+		var since time.Time
+		start, since = c.seq.Load(), c.now()
 		e, fromShared := entry[V]{}, false
 		if readShared {
 			e, fromShared = c.fromShared(ctx, key)
@@ -246,7 +264,8 @@ func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Conte
 		if !fromShared {
 			v, err := load(ctx)
 			if err != nil {
-				return c.staleOr(key, err)
+				e, err := c.staleOr(key, err)
+				return e, start, err
 			}
 			e = entry[V]{value: v, loadedAt: c.now().UnixMilli()}
 		}
@@ -257,7 +276,7 @@ func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Conte
 				continue
 			}
 			e.loadedAt = 0 // never servable from a cache
-			return e, nil
+			return e, start, nil
 		}
 		if !fromShared {
 			c.putShared(ctx, key, subject, e, since)
@@ -266,13 +285,13 @@ func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Conte
 			// between instances, so it refuses every load of the second after a voiding.)
 			if c.voidedSince(subject, start) {
 				e.loadedAt = 0 // served to this load's callers, cached nowhere
-				return e, nil
+				return e, start, nil
 			}
 		}
 		if c.cfg.StaleIfError > 0 {
 			c.lastGood.Store(key, e)
 		}
-		return e, nil
+		return e, start, nil
 	}
 }
 

@@ -293,3 +293,40 @@ func TestMissWithoutTheLocalLevelReadsTheSharedStoreOnce(t *testing.T) {
 		t.Fatalf("a miss made %d shared reads and %d loads, want 1 and 1", n, src.calls.Load())
 	}
 }
+
+// TestVoidingBetweenTheLoadAndItsStoreIsNotLost: a voiding that lands after the load's last
+// epoch check but before the in-process level takes the value in (the index does not know the
+// key yet, so the voiding cannot reach it) still keeps the value from being served afterwards,
+// for Get and for Refresh.
+func TestVoidingBetweenTheLoadAndItsStoreIsNotLost(t *testing.T) {
+	for _, refresh := range []bool{false, true} {
+		var c *Cache[rec]
+		var calls atomic.Int64
+		c = newTest(t, nil, time.Minute, func(cfg *Config[rec]) {
+			cfg.Subject = func(r rec) string {
+				// The second call is the in-process level filing the value as it takes it in.
+				if calls.Add(1) == 2 {
+					c.InvalidateSubjectLocal(r.Subject)
+				}
+				return r.Subject
+			}
+		})
+		src := &source{}
+		ctx := context.Background()
+		var err error
+		if refresh {
+			_, err = c.Refresh(ctx, "k", src.load("u1"))
+		} else {
+			_, err = c.Get(ctx, "k", src.load("u1"))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Get(ctx, "k", src.load("u1")); err != nil {
+			t.Fatal(err)
+		}
+		if n := src.calls.Load(); n != 2 {
+			t.Fatalf("refresh %v: %d loads for 2 reads: a value voided while it was being stored was served afterwards", refresh, n)
+		}
+	}
+}
