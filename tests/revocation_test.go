@@ -4,12 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -275,7 +272,7 @@ func TestSignOutWithABrowserSession(t *testing.T) {
 		tokens := b.signIn(devcore.DemoUsername, devcore.DemoPassword)
 		access, idToken := tokens["access_token"].(string), tokens["id_token"].(string)
 		q := url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {devcore.DefaultAccountPageURLs[0]}}
-		status, _, page := b.send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
+		status, _, page := b.Send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
 		xsrf := regexp.MustCompile(`name="xsrf" value="([^"]+)"`).FindStringSubmatch(page)
 		if status != http.StatusOK || xsrf == nil {
 			t.Fatalf("end session: %d %s", status, page)
@@ -286,10 +283,10 @@ func TestSignOutWithABrowserSession(t *testing.T) {
 				t.Fatalf("before the confirmation: %d %s", r.status, r.body)
 			}
 		}
-		b.base = confirmAt
+		b.Base = confirmAt
 		form := url.Values{"xsrf": {xsrf[1]}, "logout": {"yes"}, "client_id": {devcore.AccountPageAppID},
 			"post_logout_redirect_uri": q["post_logout_redirect_uri"]}
-		if status, _, _ := b.send(http.MethodPost, "/oidc/session/end/confirm", form); status != http.StatusSeeOther {
+		if status, _, _ := b.Send(http.MethodPost, "/oidc/session/end/confirm", form); status != http.StatusSeeOther {
 			t.Fatalf("confirm: %d", status)
 		}
 		if r := e.call(confirmAt, "GET", "/api/my-account", access, nil); r.status != http.StatusUnauthorized {
@@ -301,40 +298,14 @@ func TestSignOutWithABrowserSession(t *testing.T) {
 	}
 }
 
-// siteBrowser signs in at the core through the site as the account page's browser does: it
-// keeps cookies and follows no redirect.
+// siteBrowser signs in at the core through the site as the account page's browser does.
 type siteBrowser struct {
-	t      *testing.T
-	base   string
-	client *http.Client
+	*harness.Browser
+	t *testing.T
 }
 
 func newSiteBrowser(t *testing.T, base string) *siteBrowser {
-	jar, _ := cookiejar.New(nil)
-	return &siteBrowser{t: t, base: base, client: &http.Client{Jar: jar, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (b *siteBrowser) send(method, path string, form url.Values) (int, http.Header, string) {
-	b.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, b.base+path, body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(raw)
+	return &siteBrowser{harness.NewBrowser(t, base), t}
 }
 
 // signIn runs the authorization code flow with PKCE for the account page's application and
@@ -347,17 +318,17 @@ func (b *siteBrowser) signIn(identifier, password string) map[string]any {
 	q := url.Values{"client_id": {devcore.AccountPageAppID}, "redirect_uri": {callback}, "response_type": {"code"},
 		"scope": {"openid profile email"}, "state": {"st4te"},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	status, _, page := b.send(http.MethodGet, "/oidc/auth?"+q.Encode(), nil)
+	status, _, page := b.Send(http.MethodGet, "/oidc/auth?"+q.Encode(), nil)
 	action := regexp.MustCompile(`action="(/oidc/auth/[^"]+)"`).FindStringSubmatch(page)
 	if status != http.StatusOK || action == nil {
 		b.t.Fatalf("authorize: %d %s", status, page)
 	}
-	status, header, page := b.send(http.MethodPost, action[1], url.Values{"identifier": {identifier}, "password": {password}})
+	status, header, page := b.Send(http.MethodPost, action[1], url.Values{"identifier": {identifier}, "password": {password}})
 	loc, err := url.Parse(header.Get("Location"))
 	if status != http.StatusSeeOther || err != nil || loc.Query().Get("code") == "" {
 		b.t.Fatalf("sign-in: %d %q %s", status, header.Get("Location"), page)
 	}
-	status, _, body := b.send(http.MethodPost, "/oidc/token", url.Values{"grant_type": {"authorization_code"},
+	status, _, body := b.Send(http.MethodPost, "/oidc/token", url.Values{"grant_type": {"authorization_code"},
 		"client_id": {devcore.AccountPageAppID}, "code": {loc.Query().Get("code")}, "redirect_uri": {callback},
 		"code_verifier": {verifier}})
 	var tokens map[string]any

@@ -4,50 +4,26 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/accountedge/caddy-account-api/tests/harness"
 )
 
 const pageCallback = "http://127.0.0.1:8080/account/callback"
 
-// browser is a cookie-keeping client that does not follow redirects, so every hop is checked.
+// browser is a cookie-keeping client on the test core that follows no redirect.
 type browser struct {
-	t      *testing.T
-	tc     *testCore
-	client *http.Client
+	*harness.Browser
+	t  *testing.T
+	tc *testCore
 }
 
 func newBrowser(tc *testCore) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: tc.t, tc: tc, client: &http.Client{Jar: jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (b *browser) send(method, path string, form url.Values) (int, http.Header, string) {
-	b.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, b.tc.url+path, body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(raw)
+	return &browser{Browser: harness.NewBrowser(tc.t, tc.url), t: tc.t, tc: tc}
 }
 
 func challengeOf(verifier string) string {
@@ -72,12 +48,12 @@ var formAction = regexp.MustCompile(`action="(/oidc/auth/[^"]+)"`)
 // signIn runs the form and returns the code the callback receives.
 func (b *browser) signIn(identifier, password string) string {
 	b.t.Helper()
-	status, _, page := b.send(http.MethodGet, authorizePath(nil), nil)
+	status, _, page := b.Send(http.MethodGet, authorizePath(nil), nil)
 	m := formAction.FindStringSubmatch(page)
 	if status != http.StatusOK || m == nil {
 		b.t.Fatalf("authorize: %d, no form: %s", status, page)
 	}
-	status, header, page := b.send(http.MethodPost, m[1], url.Values{"identifier": {identifier}, "password": {password}})
+	status, header, page := b.Send(http.MethodPost, m[1], url.Values{"identifier": {identifier}, "password": {password}})
 	if status != http.StatusSeeOther {
 		b.t.Fatalf("sign-in: %d %s", status, page)
 	}
@@ -107,9 +83,9 @@ func TestAuthorizationCodeFlowWithPKCE(t *testing.T) {
 	b := newBrowser(tc)
 
 	// Wrong password: the form again, with Logto's message, and no code.
-	_, _, page := b.send(http.MethodGet, authorizePath(nil), nil)
+	_, _, page := b.Send(http.MethodGet, authorizePath(nil), nil)
 	action := formAction.FindStringSubmatch(page)[1]
-	status, _, page := b.send(http.MethodPost, action, url.Values{"identifier": {DemoUsername}, "password": {"wrong"}})
+	status, _, page := b.Send(http.MethodPost, action, url.Values{"identifier": {DemoUsername}, "password": {"wrong"}})
 	if status != http.StatusUnauthorized || !strings.Contains(page, "Incorrect account or password") {
 		t.Fatalf("wrong password: %d %s", status, page)
 	}
@@ -140,13 +116,13 @@ func TestAuthorizationCodeFlowWithPKCE(t *testing.T) {
 	if r := tc.do(http.MethodPost, "/dev/user-token-ttl", "", map[string]int{"seconds": 90}); r.status != http.StatusNoContent {
 		t.Fatalf("user-token-ttl: %d %s", r.status, r.body)
 	}
-	_, header, _ := b.send(http.MethodGet, authorizePath(nil), nil)
+	_, header, _ := b.Send(http.MethodGet, authorizePath(nil), nil)
 	if body := tc.exchange(b.codeFrom(header), verifier).json(t); body["expires_in"] != float64(90) {
 		t.Fatalf("expires_in %v after asking for 90 s", body["expires_in"])
 	}
 
 	// With the session, the next request gets a code at once, also with prompt=none.
-	status, header, _ = b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
+	status, header, _ = b.Send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
 	if status != http.StatusSeeOther {
 		t.Fatalf("silent authorize: %d", status)
 	}
@@ -166,7 +142,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 		"unregistered redirect":  {"redirect_uri": {"https://evil.example/cb"}},
 		"redirect with a suffix": {"redirect_uri": {pageCallback + "/x"}},
 	} {
-		if status, header, _ := b.send(http.MethodGet, authorizePath(extra), nil); status != http.StatusBadRequest || header.Get("Location") != "" {
+		if status, header, _ := b.Send(http.MethodGet, authorizePath(extra), nil); status != http.StatusBadRequest || header.Get("Location") != "" {
 			t.Errorf("%s: %d %q, want a 400 page and no redirect", name, status, header.Get("Location"))
 		}
 	}
@@ -180,7 +156,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 		"no openid":        {url.Values{"scope": {"profile"}}, "invalid_scope"},
 		"none, no session": {url.Values{"prompt": {"none"}}, "login_required"},
 	} {
-		status, header, _ := b.send(http.MethodGet, authorizePath(tt.extra), nil)
+		status, header, _ := b.Send(http.MethodGet, authorizePath(tt.extra), nil)
 		loc, _ := url.Parse(header.Get("Location"))
 		if status != http.StatusSeeOther || loc.Query().Get("error") != tt.error || loc.Query().Get("state") != "st4te" {
 			t.Errorf("%s: %d %q, want a redirect with error %s", name, status, header.Get("Location"), tt.error)
@@ -188,10 +164,10 @@ func TestAuthorizeRefusals(t *testing.T) {
 	}
 
 	// The form works only in the browser that started it.
-	_, _, page := b.send(http.MethodGet, authorizePath(nil), nil)
+	_, _, page := b.Send(http.MethodGet, authorizePath(nil), nil)
 	action := formAction.FindStringSubmatch(page)[1]
 	other := newBrowser(tc)
-	if status, header, _ := other.send(http.MethodPost, action, url.Values{"identifier": {DemoUsername}, "password": {DemoPassword}}); status != http.StatusBadRequest || header.Get("Location") != "" {
+	if status, header, _ := other.Send(http.MethodPost, action, url.Values{"identifier": {DemoUsername}, "password": {DemoPassword}}); status != http.StatusBadRequest || header.Get("Location") != "" {
 		t.Fatalf("another browser's form post: %d", status)
 	}
 	// A confidential-client style exchange of a public client's code is refused.
@@ -215,24 +191,24 @@ func TestEndSessionRevokesTheSessionsTokens(t *testing.T) {
 	token := resp.json(t)["access_token"].(string)
 
 	q := url.Values{"client_id": {AccountPageAppID}, "post_logout_redirect_uri": {"https://evil.example/"}}
-	if status, _, _ := b.send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil); status != http.StatusBadRequest {
+	if status, _, _ := b.Send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil); status != http.StatusBadRequest {
 		t.Fatalf("unregistered post-logout URI: %d", status)
 	}
 	q.Set("post_logout_redirect_uri", "http://127.0.0.1:8080/account")
-	status, _, page := b.send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
+	status, _, page := b.Send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
 	m := xsrfField.FindStringSubmatch(page)
 	if status != http.StatusOK || m == nil || m[1] == "" {
 		t.Fatalf("end session: %d %s", status, page)
 	}
 	confirm := url.Values{"xsrf": {"forged"}, "client_id": q["client_id"], "post_logout_redirect_uri": q["post_logout_redirect_uri"]}
-	if status, _, _ := b.send(http.MethodPost, "/oidc/session/end/confirm", confirm); status != http.StatusBadRequest {
+	if status, _, _ := b.Send(http.MethodPost, "/oidc/session/end/confirm", confirm); status != http.StatusBadRequest {
 		t.Fatalf("forged xsrf: %d", status)
 	}
 	if in := tc.introspect(token); in["active"] != true {
 		t.Fatal("a forged sign-out ended the session")
 	}
 	confirm.Set("xsrf", m[1])
-	status, header, _ := b.send(http.MethodPost, "/oidc/session/end/confirm", confirm)
+	status, header, _ := b.Send(http.MethodPost, "/oidc/session/end/confirm", confirm)
 	if status != http.StatusSeeOther || header.Get("Location") != "http://127.0.0.1:8080/account" {
 		t.Fatalf("confirm: %d %q", status, header.Get("Location"))
 	}
@@ -240,7 +216,7 @@ func TestEndSessionRevokesTheSessionsTokens(t *testing.T) {
 		t.Fatalf("token active after sign-out: %v", in)
 	}
 	// The session is gone: a silent request needs a sign-in again.
-	_, header, _ = b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
+	_, header, _ = b.Send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
 	if loc, _ := url.Parse(header.Get("Location")); loc.Query().Get("error") != "login_required" {
 		t.Fatalf("after sign-out: %q", header.Get("Location"))
 	}
@@ -275,7 +251,7 @@ func TestSignInIsAnOIDCSession(t *testing.T) {
 	}
 
 	// A silent sign-in goes through the same session and grant.
-	_, header, _ := b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
+	_, header, _ := b.Send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
 	again := tc.exchange(b.codeFrom(header), verifier).json(t)["access_token"].(string)
 	if n := len(list()); n != 1 || tc.introspect(again)["sid"] != auth["sid"] {
 		t.Fatalf("silent sign-in: %d sessions, sid %v", n, tc.introspect(again)["sid"])
@@ -289,7 +265,7 @@ func TestSignInIsAnOIDCSession(t *testing.T) {
 			t.Fatal("a token outlived its deleted session")
 		}
 	}
-	_, header, _ = b.send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
+	_, header, _ = b.Send(http.MethodGet, authorizePath(url.Values{"prompt": {"none"}}), nil)
 	if loc, _ := url.Parse(header.Get("Location")); loc.Query().Get("error") != "login_required" {
 		t.Fatalf("the browser is still signed in after its session was deleted: %q", header.Get("Location"))
 	}
@@ -297,9 +273,9 @@ func TestSignInIsAnOIDCSession(t *testing.T) {
 	// Sign-out ends the (new) session at the core too.
 	tc.exchange(b.signIn(DemoUsername, DemoPassword), verifier)
 	q := url.Values{"client_id": {AccountPageAppID}, "post_logout_redirect_uri": {"http://127.0.0.1:8080/account"}}
-	_, _, page := b.send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
+	_, _, page := b.Send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
 	q.Set("xsrf", xsrfField.FindStringSubmatch(page)[1])
-	if status, _, _ := b.send(http.MethodPost, "/oidc/session/end/confirm", q); status != http.StatusSeeOther {
+	if status, _, _ := b.Send(http.MethodPost, "/oidc/session/end/confirm", q); status != http.StatusSeeOther {
 		t.Fatalf("confirm: %d", status)
 	}
 	if n := len(list()); n != 0 {
@@ -324,11 +300,11 @@ func TestDevMockSocialPage(t *testing.T) {
 	tc := newTestCore(t)
 	b := newBrowser(tc)
 	for _, bad := range []string{"javascript:alert(1)", "/relative", ""} {
-		if status, _, _ := b.send(http.MethodGet, "/dev/mock-social?redirect_uri="+url.QueryEscape(bad), nil); status != http.StatusBadRequest {
+		if status, _, _ := b.Send(http.MethodGet, "/dev/mock-social?redirect_uri="+url.QueryEscape(bad), nil); status != http.StatusBadRequest {
 			t.Errorf("redirect_uri %q: %d", bad, status)
 		}
 	}
-	status, _, page := b.send(http.MethodGet, "/dev/mock-social?state=s1&redirect_uri="+url.QueryEscape("http://127.0.0.1:8080/account/social-callback"), nil)
+	status, _, page := b.Send(http.MethodGet, "/dev/mock-social?state=s1&redirect_uri="+url.QueryEscape("http://127.0.0.1:8080/account/social-callback"), nil)
 	if status != http.StatusOK || !strings.Contains(page, `action="http://127.0.0.1:8080/account/social-callback"`) ||
 		!strings.Contains(page, `name="state" value="s1"`) {
 		t.Fatalf("%d %s", status, page)
@@ -341,8 +317,8 @@ func TestDevMockSocialPage(t *testing.T) {
 func TestCodeGrantIDAndRefreshTokens(t *testing.T) {
 	tc := newTestCore(t)
 	b := newBrowser(tc)
-	_, _, page := b.send(http.MethodGet, authorizePath(url.Values{"scope": {"openid offline_access profile"}}), nil)
-	_, header, _ := b.send(http.MethodPost, formAction.FindStringSubmatch(page)[1], url.Values{"identifier": {DemoUsername}, "password": {DemoPassword}})
+	_, _, page := b.Send(http.MethodGet, authorizePath(url.Values{"scope": {"openid offline_access profile"}}), nil)
+	_, header, _ := b.Send(http.MethodPost, formAction.FindStringSubmatch(page)[1], url.Values{"identifier": {DemoUsername}, "password": {DemoPassword}})
 	body := tc.exchange(b.codeFrom(header), verifier).json(t)
 	sub, aud, oerr := tc.core.idTokenHint(body["id_token"].(string))
 	if oerr != nil || sub != DemoUserID || aud != AccountPageAppID {
@@ -358,9 +334,9 @@ func TestCodeGrantIDAndRefreshTokens(t *testing.T) {
 		t.Fatalf("refresh: %v", renewed)
 	}
 	q := url.Values{"client_id": {AccountPageAppID}, "post_logout_redirect_uri": {"http://127.0.0.1:8080/account"}}
-	_, _, page = b.send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
+	_, _, page = b.Send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil)
 	q.Set("xsrf", xsrfField.FindStringSubmatch(page)[1])
-	b.send(http.MethodPost, "/oidc/session/end/confirm", q)
+	b.Send(http.MethodPost, "/oidc/session/end/confirm", q)
 	for _, tok := range []string{access, renewed["refresh_token"].(string)} {
 		if tc.introspect(tok)["active"] != false {
 			t.Fatal("a token of the ended session's grant is still active")
