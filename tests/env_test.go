@@ -97,15 +97,22 @@ http://127.0.0.1:%d {
 		strings.TrimPrefix(e.core.URL, "http://"))
 }
 
-// token mints a user access token at the dev core.
-func (e *env) token(req devcore.MintRequest) string {
+// mint mints a token at the dev core (for the demo user unless req names one) and returns the
+// whole answer (session and grant ids too).
+func (e *env) mint(req devcore.MintRequest) devcore.MintResponse {
 	e.t.Helper()
 	if req.UserID == "" {
 		req.UserID = devcore.DemoUserID
 	}
 	var out devcore.MintResponse
 	e.coreJSON("POST", "/dev/tokens", req, &out)
-	return out.AccessToken
+	return out
+}
+
+// token mints a user access token at the dev core.
+func (e *env) token(req devcore.MintRequest) string {
+	e.t.Helper()
+	return e.mint(req).AccessToken
 }
 
 // userToken mints an opaque token for the demo user with the given scopes.
