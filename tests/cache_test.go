@@ -172,6 +172,38 @@ func TestWriteDecisionsReadFreshData(t *testing.T) {
 	})
 }
 
+// TestSuspensionStopsPasswordVerification: a user suspended at the core, while their record is
+// cached, is refused at the right password with 401 user.suspended (the decision reads the core,
+// not the cache) and told a wrong one is wrong, as Logto answers; their access token still reads
+// (Logto revokes only refresh tokens). Reinstated through the site, the same password verifies.
+func TestSuspensionStopsPasswordVerification(t *testing.T) {
+	cacheModes(t, func(t *testing.T, e *env) {
+		const password = "Suspend3d-Then-Back!"
+		r := e.call(e.core.URL, "POST", "/api/users", e.directM2MToken(), map[string]any{"username": "to_be_suspended", "password": password})
+		if r.status != http.StatusOK {
+			t.Fatalf("create user: %d %s", r.status, r.body)
+		}
+		id := r.json(t)["id"].(string)
+		tok := e.token(devcore.MintRequest{UserID: id, Scope: allScopes})
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body) // the record, not suspended, is now cached
+		}
+		suspend := map[string]any{"isSuspended": true}
+		if r := e.call(e.core.URL, "PATCH", "/api/users/"+id+"/is-suspended", e.directM2MToken(), suspend); r.status != http.StatusOK {
+			t.Fatalf("suspend at the core: %d %s", r.status, r.body)
+		}
+		if r := e.do("GET", "/api/my-account", tok, nil); r.status != 200 {
+			t.Fatalf("Logto lets a suspended user's access token read until it expires: %d %s", r.status, r.body)
+		}
+		r = e.do("POST", "/api/verifications/password", tok, map[string]any{"password": password})
+		expectError(t, r, http.StatusUnauthorized, "user.suspended")
+		r = e.do("POST", "/api/verifications/password", tok, map[string]any{"password": "not-it"})
+		expectError(t, r, http.StatusUnprocessableEntity, "session.invalid_credentials")
+		e.mgmt("PATCH", "/api/users/"+id+"/is-suspended", map[string]any{"isSuspended": false})
+		e.passwordRecord(tok, password)
+	})
+}
+
 // TestSignInExperienceChangeReachesEveryInstance: a PATCH /api/sign-in-exp passing through one
 // instance applies at once on both (the password policy refuses what it allowed just before).
 func TestSignInExperienceChangeReachesEveryInstance(t *testing.T) {

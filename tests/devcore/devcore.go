@@ -308,6 +308,7 @@ func (c *Core) routes() http.Handler {
 		"PATCH /api/users/{userId}/profile":                    c.handlePatchProfile,
 		"POST /api/users/{userId}/password/verify":             c.handleVerifyPassword,
 		"PATCH /api/users/{userId}/password":                   c.handlePatchPassword,
+		"PATCH /api/users/{userId}/is-suspended":               c.handlePatchIsSuspended,
 		"PUT /api/users/{userId}/identities/{target}":          c.handlePutIdentity,
 		"DELETE /api/users/{userId}/identities/{target}":       c.handleDeleteIdentity,
 		"POST /api/users/{userId}/identities":                  c.handleLinkIdentity,

@@ -640,6 +640,37 @@ func (c *Core) handlePatchPassword(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, u.body(false))
 }
 
+// handlePatchIsSuspended is PATCH /api/users/{userId}/is-suspended, as Logto's: it sets the
+// flag and, when it suspends, revokes the user's refresh tokens (revokeInstanceByUserId
+// ('refreshToken')); access tokens live on until they expire. A suspended user cannot sign in,
+// and password verification answers 401 user.suspended.
+func (c *Core) handlePatchIsSuspended(w http.ResponseWriter, r *http.Request) {
+	withPathUser(c, w, r, parseIsSuspended, func(u *user, suspended bool) {
+		u.isSuspended = suspended
+		if suspended {
+			for _, t := range c.tokens {
+				if t.kind == kindRefresh && t.subject == u.id {
+					t.revoked = true
+				}
+			}
+		}
+		u.touch()
+		writeJSON(w, http.StatusOK, u.body(false))
+	})
+}
+
+// parseIsSuspended reads {isSuspended: boolean}, which is required.
+func parseIsSuspended(g *guard, body map[string]json.RawMessage) bool {
+	b := g.optionalBool(path{"isSuspended"}, body)
+	if b == nil {
+		if _, present := body["isSuspended"]; !present {
+			g.typeIssue(path{"isSuspended"}, "boolean", nil)
+		}
+		return false
+	}
+	return *b
+}
+
 // handlePutIdentity links or replaces the identity of a connector target: 201 when it is new,
 // 200 when it replaces one; the answer is the user's identities map.
 func (c *Core) handlePutIdentity(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package devcore
 
 import (
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -269,4 +270,35 @@ func TestIdentities(t *testing.T) {
 		t.Errorf("delete again: %d %s", r.status, r.body)
 	}
 	expectError(t, tc.do(http.MethodDelete, "/api/users/nope/identities/mock-social", tok, nil), 404, "entity.not_found", "")
+}
+
+// TestSuspension: PATCH /api/users/{userId}/is-suspended as Logto's: a required boolean, the
+// user's refresh tokens revoked on suspension (access tokens live on), no sign-in while
+// suspended.
+func TestSuspension(t *testing.T) {
+	tc := newTestCore(t)
+	tok := tc.m2mToken()
+	m := tc.do(http.MethodPost, "/dev/tokens", "", MintRequest{UserID: DemoUserID, Scope: "openid offline_access profile"}).json(t)
+	minted := MintResponse{AccessToken: m["access_token"].(string), RefreshToken: m["refresh_token"].(string)}
+	suspend := func(id string, body any) response {
+		return tc.do(http.MethodPatch, "/api/users/"+id+"/is-suspended", tok, body)
+	}
+	expectError(t, suspend(DemoUserID, map[string]any{}), 400, "guard.invalid_input", "")
+	expectError(t, suspend(DemoUserID, map[string]any{"isSuspended": "yes"}), 400, "guard.invalid_input", "")
+	expectError(t, suspend("nope", map[string]any{"isSuspended": true}), 404, "entity.not_found", "The resource does not exist.")
+	if r := suspend(DemoUserID, map[string]any{"isSuspended": true}); r.status != 200 || r.json(t)["isSuspended"] != true || r.json(t)["id"] != DemoUserID {
+		t.Fatalf("suspend: %d %s", r.status, r.body)
+	}
+	if !tc.active(minted.AccessToken) || tc.active(minted.RefreshToken) {
+		t.Fatal("suspension revokes the refresh tokens only, as Logto's revokeInstanceByUserId('refreshToken')")
+	}
+	b := newBrowser(tc)
+	_, _, page := b.Send(http.MethodGet, authorizePath(nil), nil)
+	action := formAction.FindStringSubmatch(page)[1]
+	if status, _, _ := b.Send(http.MethodPost, action, url.Values{"identifier": {DemoUsername}, "password": {DemoPassword}}); status != http.StatusUnauthorized {
+		t.Fatalf("a suspended user signed in: %d", status)
+	}
+	if r := suspend(DemoUserID, map[string]any{"isSuspended": false}); r.status != 200 || r.json(t)["isSuspended"] != false {
+		t.Fatalf("reinstate: %d %s", r.status, r.body)
+	}
 }
