@@ -104,57 +104,53 @@ func (l *Limiter) Take(ctx context.Context, rule, subject string, lim Limit) Dec
 // returns release, which gives it back (for work that turned out not to count, such as a
 // failure-limited attempt that succeeded). A refused reservation takes nothing and its release
 // does nothing. Of N parallel reservations, at most lim.Max are allowed however the work ends,
-// and a release counts only in the window it was taken in: it never lends the next window an
-// attempt, nor drives a counter below zero.
+// and a release gives back only to the store and the window that took it: never to the next
+// window, nor to a shared count that never held it (one taken in process while the shared
+// store failed), nor below zero.
 func (l *Limiter) Reserve(ctx context.Context, rule, subject string, lim Limit) (release func(), d Decision) {
 	if lim.Off() {
 		return func() {}, Decision{Allowed: true}
 	}
-	key := l.keyer.Key("rl:"+rule, subject)
-	n, ttl, taken := l.reserve(ctx, key, lim)
-	if !taken {
-		return func() {}, Decision{Allowed: false, Count: n, RetryAfter: ttl}
+	key := l.keyer.Key("rv:"+rule, subject)
+	res, taker := l.reserve(ctx, key, lim)
+	if !res.Taken {
+		return func() {}, Decision{Allowed: false, Count: res.Count, RetryAfter: res.TTL}
 	}
-	windowEnd := time.Now().Add(ttl)
 	var once sync.Once
 	return func() {
-		once.Do(func() { l.release(context.WithoutCancel(ctx), key, windowEnd, lim.Window) })
-	}, Decision{Allowed: true, Count: n, RetryAfter: ttl}
+		once.Do(func() { l.release(context.WithoutCancel(ctx), taker, key, res.Window) })
+	}, Decision{Allowed: true, Count: res.Count, RetryAfter: res.TTL}
 }
 
 // reserve takes one event at key in the shared store if it holds fewer than lim.Max, keeping
-// the in-process copy in step, or in the in-process copy alone while the shared store fails.
-func (l *Limiter) reserve(ctx context.Context, key string, lim Limit) (int64, time.Duration, bool) {
+// the in-process copy in step, or in the in-process copy alone while the shared store fails;
+// taker is the store that answered.
+func (l *Limiter) reserve(ctx context.Context, key string, lim Limit) (res store.Reservation, taker store.Counter) {
 	mem, _ := l.local()
 	if l.shared != nil {
-		n, ttl, taken, err := l.shared.Reserve(ctx, key, int64(lim.Max), lim.Window)
+		res, err := l.shared.Reserve(ctx, key, int64(lim.Max), lim.Window)
 		if err == nil {
-			mem.SetCount(key, n, ttl)
-			return n, ttl, taken
+			mem.SetCount(key, res.Count, res.TTL)
+			return res, l.shared
 		}
 		l.onFailed(err)
 	}
-	n, ttl, taken, _ := mem.Reserve(ctx, key, int64(lim.Max), lim.Window)
-	return n, ttl, taken
+	res, _ = mem.Reserve(ctx, key, int64(lim.Max), lim.Window)
+	return res, mem
 }
 
-// release gives back one reservation taken in the window that ends at windowEnd, in the shared
-// store and the in-process copy, or in the copy alone while the shared store fails.
-func (l *Limiter) release(ctx context.Context, key string, windowEnd time.Time, window time.Duration) {
-	left := time.Until(windowEnd)
-	if left <= 0 {
-		return // the window ended and took the reservation with it
-	}
-	mem, _ := l.local()
-	if l.shared != nil {
-		n, ttl, err := l.shared.Release(ctx, key, left, window)
-		if err == nil {
-			mem.SetCount(key, n, ttl)
-			return
-		}
+// release gives back one reservation to taker, the store that took it, in its window; the
+// in-process copy follows the shared store's answer. A shared store that fails now keeps the
+// reservation: the limit errs on the strict side.
+func (l *Limiter) release(ctx context.Context, taker store.Counter, key, window string) {
+	n, ttl, err := taker.Release(ctx, key, window)
+	if err != nil {
 		l.onFailed(err)
+		return
 	}
-	_, _, _ = mem.Release(ctx, key, left, window)
+	if mem, _ := l.local(); taker != store.Counter(mem) {
+		mem.SetCount(key, n, ttl)
+	}
 }
 
 // incr adds delta to the counter at key in the shared store, keeping the in-process copy in

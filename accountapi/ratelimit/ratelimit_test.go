@@ -112,6 +112,67 @@ func TestReleaseCountsOnlyInItsWindow(t *testing.T) {
 	}
 }
 
+// outageCounter is a shared store that can be made to fail, as Redis does in an outage.
+type outageCounter struct {
+	store.Counter
+	down atomic.Bool
+}
+
+func (o *outageCounter) Reserve(ctx context.Context, key string, limit int64, window time.Duration) (store.Reservation, error) {
+	if o.down.Load() {
+		return store.Reservation{}, errRedisDown
+	}
+	return o.Counter.Reserve(ctx, key, limit, window)
+}
+
+func (o *outageCounter) Release(ctx context.Context, key, window string) (int64, time.Duration, error) {
+	if o.down.Load() {
+		return 0, 0, errRedisDown
+	}
+	return o.Counter.Release(ctx, key, window)
+}
+
+// TestReleaseGivesBackOnlyWhatItsStoreTook: a reservation taken in process while Redis was down,
+// released once Redis is back, is not given to Redis, whose count never held it; and a release
+// after Redis lost the key (a restart, a flush) lends the new window nothing.
+func TestReleaseGivesBackOnlyWhatItsStoreTook(t *testing.T) {
+	rs := harness.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	shared := &outageCounter{Counter: store.NewRedis(client, "rl-test:", time.Second)}
+	l := newLimiter(t, shared, nil)
+	ctx := context.Background()
+	lim := Limit{Max: 2, Window: time.Minute}
+	take := func(what string, want bool) func() {
+		t.Helper()
+		release, d := l.Reserve(ctx, "pw", "10.0.0.7", lim)
+		if d.Allowed != want {
+			t.Fatalf("%s: %+v, want allowed %v", what, d, want)
+		}
+		return release
+	}
+	take("r1, in Redis", true)
+	shared.down.Store(true)
+	r2 := take("r2, in process during the outage", true)
+	shared.down.Store(false)
+	take("r3, in Redis again", true)
+	r2()
+	take("r4, with r1 and r3 held in Redis", false)
+
+	// The same after a flush: the key's new window owes the old one's reservation nothing.
+	if err := client.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lim.Max = 1
+	old := take("after the flush", true)
+	if err := client.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	take("in the window after a second flush", true)
+	old()
+	take("once the reservation of the lost window was released", false)
+}
+
 // TestReservationsAcrossInstances: two instances sharing Redis, bursts on both at once: the
 // limit holds over both, refusals are not counted, and what is given back is taken again once.
 func TestReservationsAcrossInstances(t *testing.T) {
@@ -271,11 +332,11 @@ func (brokenCounter) Incr(context.Context, string, int64, time.Duration) (int64,
 	return 0, 0, errRedisDown
 }
 
-func (brokenCounter) Reserve(context.Context, string, int64, time.Duration) (int64, time.Duration, bool, error) {
-	return 0, 0, false, errRedisDown
+func (brokenCounter) Reserve(context.Context, string, int64, time.Duration) (store.Reservation, error) {
+	return store.Reservation{}, errRedisDown
 }
 
-func (brokenCounter) Release(context.Context, string, time.Duration, time.Duration) (int64, time.Duration, error) {
+func (brokenCounter) Release(context.Context, string, string) (int64, time.Duration, error) {
 	return 0, 0, errRedisDown
 }
 
@@ -305,7 +366,7 @@ func (r *recordingCounter) Incr(_ context.Context, key string, _ int64, _ time.D
 	return 1, time.Minute, nil
 }
 
-func (r *recordingCounter) Reserve(ctx context.Context, key string, limit int64, window time.Duration) (int64, time.Duration, bool, error) {
+func (r *recordingCounter) Reserve(ctx context.Context, key string, limit int64, window time.Duration) (store.Reservation, error) {
 	r.keys = append(r.keys, key)
 	return r.Memory.Reserve(ctx, key, limit, window)
 }
@@ -316,7 +377,7 @@ func TestSubjectsNeverAppearInKeys(t *testing.T) {
 	l.Take(context.Background(), "code-send", "secret@example.com", Limit{Max: 1, Window: time.Minute})
 	l.Reserve(context.Background(), "token-failures", "secret@example.com", Limit{Max: 1, Window: time.Minute})
 	if len(rc.keys) != 2 || strings.Contains(rc.keys[0]+rc.keys[1], "secret") ||
-		!strings.HasPrefix(rc.keys[0], "rl:code-send:") || !strings.HasPrefix(rc.keys[1], "rl:token-failures:") {
+		!strings.HasPrefix(rc.keys[0], "rl:code-send:") || !strings.HasPrefix(rc.keys[1], "rv:token-failures:") {
 		t.Fatalf("keys %v", rc.keys)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -18,18 +20,32 @@ type Counter interface {
 	// counter still lives. The increment and the expiry are one atomic step, so concurrent
 	// callers (on any instance sharing the store) never lose a count nor leave an immortal key.
 	Incr(ctx context.Context, key string, delta int64, window time.Duration) (count int64, ttl time.Duration, err error)
-	// Reserve adds one to the counter at key only while it holds fewer than limit (creating it
-	// with a lifetime of window), and returns the count after the step, how long the counter
-	// still lives and whether one was taken. Refused or not, it is one atomic step: a refusal
-	// writes nothing, so it has nothing to undo.
-	Reserve(ctx context.Context, key string, limit int64, window time.Duration) (count int64, ttl time.Duration, taken bool, err error)
-	// Release gives back one count that Reserve took in the window that has left to live (as
-	// Reserve answered, less the time since), and only to that window: a window that ended
-	// took its counts with it, and the one after it owes nothing (a window ends at least a
-	// whole window after the one before, so half a window tells them apart). It never goes
-	// below zero, and returns the count and lifetime as they are after the step.
-	Release(ctx context.Context, key string, left, window time.Duration) (count int64, ttl time.Duration, err error)
+	// Reserve adds one to the counter at key only while it holds fewer than limit, creating it
+	// with a lifetime of window. The comparison and the increment are one atomic step: a
+	// refusal changes no count, so it has nothing to undo. Keys given to Reserve are for
+	// Reserve and Release only.
+	Reserve(ctx context.Context, key string, limit int64, window time.Duration) (Reservation, error)
+	// Release gives back one count that Reserve took in the window it named, and only to that
+	// window: a window that ended, or that the store lost (a Redis restart or flush), took its
+	// counts with it, and the one after it owes nothing. It never goes below zero, and returns
+	// the count and how long the counter lives, as they are after the step.
+	Release(ctx context.Context, key, window string) (count int64, ttl time.Duration, err error)
 }
+
+// Reservation is the answer of Counter.Reserve.
+type Reservation struct {
+	// Taken is false when the counter held limit already.
+	Taken bool
+	// Count is the count after the step; TTL how long the counter still lives.
+	Count int64
+	TTL   time.Duration
+	// Window names the counter's window, for Release.
+	Window string
+}
+
+// newWindow names a window: random, so that no two windows of a key (nor an in-process and a
+// shared one) are ever taken for each other.
+func newWindow() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
 // Incr implements Counter.
 func (m *Memory) Incr(_ context.Context, key string, delta int64, window time.Duration) (int64, time.Duration, error) {
@@ -38,47 +54,41 @@ func (m *Memory) Incr(_ context.Context, key string, delta int64, window time.Du
 	}
 	now := time.Now()
 	e, _ := m.cache.Compute(key, func(old memoryEntry, found bool) (memoryEntry, otter.ComputeOp) {
-		n, expiresAt := int64(0), now.Add(window)
 		if found && now.Before(old.expiresAt) {
-			n, expiresAt = countOf(old), old.expiresAt
+			return counterEntry(countOf(old)+delta, old.expiresAt, windowOf(old)), otter.WriteOp
 		}
-		return countEntry(n+delta, expiresAt), otter.WriteOp
+		return counterEntry(delta, now.Add(window), ""), otter.WriteOp
 	})
 	return countOf(e), e.expiresAt.Sub(now), nil
 }
 
 // Reserve implements Counter.
-func (m *Memory) Reserve(_ context.Context, key string, limit int64, window time.Duration) (int64, time.Duration, bool, error) {
-	if window <= 0 {
-		return 0, 0, false, errors.New("store: a counter needs a positive window")
+func (m *Memory) Reserve(_ context.Context, key string, limit int64, window time.Duration) (Reservation, error) {
+	if window <= 0 || limit < 1 {
+		return Reservation{}, errors.New("store: a reservation needs a positive window and limit")
 	}
 	now := time.Now()
 	taken := false
 	e, _ := m.cache.Compute(key, func(old memoryEntry, found bool) (memoryEntry, otter.ComputeOp) {
-		n, expiresAt := int64(0), now.Add(window)
-		if found && now.Before(old.expiresAt) {
-			n, expiresAt = countOf(old), old.expiresAt
-		}
-		if n >= limit {
+		if !found || !now.Before(old.expiresAt) {
+			old = counterEntry(0, now.Add(window), newWindow())
+		} else if countOf(old) >= limit {
 			return old, otter.CancelOp
 		}
 		taken = true
-		return countEntry(n+1, expiresAt), otter.WriteOp
+		return counterEntry(countOf(old)+1, old.expiresAt, windowOf(old)), otter.WriteOp
 	})
-	if !taken && !now.Before(e.expiresAt) {
-		return 0, 0, false, nil
-	}
-	return countOf(e), e.expiresAt.Sub(now), taken, nil
+	return Reservation{Taken: taken, Count: countOf(e), TTL: e.expiresAt.Sub(now), Window: windowOf(e)}, nil
 }
 
 // Release implements Counter.
-func (m *Memory) Release(_ context.Context, key string, left, window time.Duration) (int64, time.Duration, error) {
+func (m *Memory) Release(_ context.Context, key, window string) (int64, time.Duration, error) {
 	now := time.Now()
 	e, ok := m.cache.Compute(key, func(old memoryEntry, found bool) (memoryEntry, otter.ComputeOp) {
-		if !found || !now.Before(old.expiresAt) || countOf(old) <= 0 || !sameWindow(old.expiresAt.Sub(now), left, window) {
+		if !found || !now.Before(old.expiresAt) || windowOf(old) != window || countOf(old) <= 0 {
 			return old, otter.CancelOp
 		}
-		return countEntry(countOf(old)-1, old.expiresAt), otter.WriteOp
+		return counterEntry(countOf(old)-1, old.expiresAt, window), otter.WriteOp
 	})
 	if !ok || !now.Before(e.expiresAt) {
 		return 0, 0, nil
@@ -86,34 +96,35 @@ func (m *Memory) Release(_ context.Context, key string, left, window time.Durati
 	return countOf(e), e.expiresAt.Sub(now), nil
 }
 
-// sameWindow reports whether a counter with ttl to live is the window that had left to live
-// when a caller last heard of it.
-func sameWindow(ttl, left, window time.Duration) bool {
-	d := ttl - left
-	return d <= window/2 && d >= -window/2
-}
-
-func countOf(e memoryEntry) int64 {
-	if len(e.value) != 8 {
-		return 0
-	}
-	return int64(binary.BigEndian.Uint64(e.value))
-}
-
-func countEntry(n int64, expiresAt time.Time) memoryEntry {
-	v := make([]byte, 8)
-	binary.BigEndian.PutUint64(v, uint64(n))
-	return memoryEntry{value: v, expiresAt: expiresAt}
-}
-
 // SetCount sets the counter at key to n for ttl: an in-process copy of a shared counter, so that
-// counting goes on from where the shared store was while it is unreachable.
+// counting goes on from where the shared store was while it is unreachable. The copy is a window
+// of its own: what the shared store reserved is released there, not here.
 func (m *Memory) SetCount(key string, n int64, ttl time.Duration) {
 	if ttl <= 0 {
 		m.cache.Invalidate(key)
 		return
 	}
-	m.cache.Set(key, countEntry(n, time.Now().Add(ttl)))
+	m.cache.Set(key, counterEntry(n, time.Now().Add(ttl), newWindow()))
+}
+
+// A counter in process is its count (8 bytes) followed by its window's name, if it has one.
+func counterEntry(n int64, expiresAt time.Time, window string) memoryEntry {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(window)), uint64(n))
+	return memoryEntry{value: append(v, window...), expiresAt: expiresAt}
+}
+
+func countOf(e memoryEntry) int64 {
+	if len(e.value) < 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(e.value))
+}
+
+func windowOf(e memoryEntry) string {
+	if len(e.value) < 8 {
+		return ""
+	}
+	return string(e.value[8:])
 }
 
 // incrScript increments a counter and gives it its window when it has none yet (a new key, or
@@ -147,60 +158,77 @@ func (r *Redis) Incr(ctx context.Context, key string, delta int64, window time.D
 	return res[0], time.Duration(res[1]) * time.Millisecond, nil
 }
 
-// reserveScript is Reserve in Redis: the comparison and the increment in one step, on every
-// instance. A counter found without expiry (written by hand) gets its window either way.
+// reserveScript is Reserve in Redis, on a hash per key (n: the count, w: the window's name,
+// given by the caller that opens it), answering {taken, count, remaining ms, window}. A key
+// without a window (a lost field, a hand-made key) opens a new one.
 var reserveScript = redis.NewScript(`
 local limit, win = tonumber(ARGV[1]), tonumber(ARGV[2])
-local n = tonumber(redis.call('GET', KEYS[1])) or 0
+local s = redis.call('HMGET', KEYS[1], 'n', 'w')
+local n, w = tonumber(s[1]) or 0, s[2]
+if not w then
+	n, w = 0, ARGV[3]
+	redis.call('DEL', KEYS[1])
+	redis.call('HSET', KEYS[1], 'n', 0, 'w', w)
+	redis.call('PEXPIRE', KEYS[1], win)
+end
 local taken = 0
 if n < limit then
-	n = redis.call('INCR', KEYS[1])
+	n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 	taken = 1
 end
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -1 then
+if ttl < 0 then
 	redis.call('PEXPIRE', KEYS[1], win)
 	ttl = win
 end
-return {taken, n, math.max(ttl, 0)}
+return {taken, n, ttl, w}
 `)
 
-// Reserve implements Counter with one script: a refusal is one round trip and writes nothing.
-func (r *Redis) Reserve(ctx context.Context, key string, limit int64, window time.Duration) (int64, time.Duration, bool, error) {
+// Reserve implements Counter with one script: a refusal is one round trip and changes no count.
+func (r *Redis) Reserve(ctx context.Context, key string, limit int64, window time.Duration) (Reservation, error) {
 	if window <= 0 {
-		return 0, 0, false, errors.New("store: a counter needs a positive window")
+		return Reservation{}, errors.New("store: a counter needs a positive window")
 	}
-	res, err := r.Eval(ctx, reserveScript, key, limit, max(window.Milliseconds(), 1)).Int64Slice()
+	res, err := r.Eval(ctx, reserveScript, key, limit, max(window.Milliseconds(), 1), newWindow()).Slice()
 	if err != nil {
-		return 0, 0, false, err
+		return Reservation{}, err
 	}
-	if len(res) != 3 {
-		return 0, 0, false, errors.New("store: unexpected counter answer")
+	if len(res) != 4 {
+		return Reservation{}, errUnexpectedCounter
 	}
-	return res[1], time.Duration(res[2]) * time.Millisecond, res[0] == 1, nil
+	taken, ok1 := res[0].(int64)
+	n, ok2 := res[1].(int64)
+	ttl, ok3 := res[2].(int64)
+	w, ok4 := res[3].(string)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return Reservation{}, errUnexpectedCounter
+	}
+	return Reservation{Taken: taken == 1, Count: n, TTL: time.Duration(ttl) * time.Millisecond, Window: w}, nil
 }
 
-// releaseScript is Release in Redis (ARGV: what the window had left, half a window).
+// releaseScript is Release in Redis (ARGV[1]: the window), answering {count, remaining ms}.
 var releaseScript = redis.NewScript(`
-local ttl = redis.call('PTTL', KEYS[1])
-local n = tonumber(redis.call('GET', KEYS[1])) or 0
-if ttl > 0 and n > 0 and math.abs(ttl - tonumber(ARGV[1])) <= tonumber(ARGV[2]) then
-	n = redis.call('DECR', KEYS[1])
+local s = redis.call('HMGET', KEYS[1], 'n', 'w')
+local n = tonumber(s[1]) or 0
+if s[2] == ARGV[1] and n > 0 then
+	n = redis.call('HINCRBY', KEYS[1], 'n', -1)
 end
-return {n, math.max(ttl, 0)}
+return {n, math.max(redis.call('PTTL', KEYS[1]), 0)}
 `)
 
 // Release implements Counter with one script.
-func (r *Redis) Release(ctx context.Context, key string, left, window time.Duration) (int64, time.Duration, error) {
-	res, err := r.Eval(ctx, releaseScript, key, left.Milliseconds(), window.Milliseconds()/2).Int64Slice()
+func (r *Redis) Release(ctx context.Context, key, window string) (int64, time.Duration, error) {
+	res, err := r.Eval(ctx, releaseScript, key, window).Int64Slice()
 	if err != nil {
 		return 0, 0, err
 	}
 	if len(res) != 2 {
-		return 0, 0, errors.New("store: unexpected counter answer")
+		return 0, 0, errUnexpectedCounter
 	}
 	return res[0], time.Duration(res[1]) * time.Millisecond, nil
 }
+
+var errUnexpectedCounter = errors.New("store: unexpected counter answer")
 
 var (
 	_ Counter = (*Memory)(nil)
