@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -81,7 +82,7 @@ func (e *env) rawUpload(token, contentType string, body io.Reader) reply {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, body: b, req: req}
+	r := reply{status: resp.StatusCode, header: resp.Header, body: b, req: req, closed: resp.Close}
 	e.api.ValidateResponse(e.t, req, r.status, r.header, r.body)
 	return r
 }
@@ -218,6 +219,51 @@ func TestAvatarBodyTimeCountsFromItsReading(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("a trickling file held the request for %v", took)
 	}
+	if !r.closed {
+		t.Error("a body out of time must close its connection")
+	}
+
+	// A small file is read whole with its head; storing it takes longer than body_timeout, and
+	// the bound must not end the request meanwhile.
+	e.core.Core.SetIntrospectionDelay(0)
+	delay := int64(1500)
+	e.coreJSON("POST", "/dev/user-assets", devcore.UserAssetsConfig{UploadDelayMs: &delay}, nil)
+	if r := e.uploadAvatar(tok, "file", "small.png", "image/png", png); r.status != 200 {
+		t.Fatalf("a %d-byte upload to a storage slower than body_timeout: %d %s", len(png), r.status, r.body)
+	}
+
+	// Refused before its body is read (no token), a trickling body is still bounded: the server
+	// reads what is left of it before answering, within body_timeout, then hangs up.
+	addr := strings.TrimPrefix(e.caddy.URL(), "http://")
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/my-account/user-assets/avatar HTTP/1.1\r\nHost: %s\r\n"+
+		"Content-Type: %s\r\nContent-Length: 200000\r\n\r\n--", addr, contentType)
+	go func() { // a byte every 300ms, until the server hangs up
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			if _, err := conn.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	start = time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // the test's own bound
+	answer, err := io.ReadAll(conn)                            // until the server closes the connection
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("an unauthenticated trickling avatar body still held its connection after 20s: %q", answer)
+	}
+	if line, _, _ := strings.Cut(string(answer), "\r\n"); !strings.Contains(line, "401") {
+		t.Fatalf("answer %q", answer)
+	}
+	t.Logf("an unauthenticated trickling avatar body: answered and closed after %v", time.Since(start).Round(100*time.Millisecond))
 }
 
 // TestAvatarChecks: Logto's order: the multipart file (400), the profile scope (401),

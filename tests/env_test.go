@@ -150,6 +150,9 @@ type reply struct {
 	header http.Header
 	body   []byte
 	req    *http.Request
+	// closed: the server asked to close the connection (Go's client takes Connection: close
+	// out of the header into resp.Close).
+	closed bool
 }
 
 // json decodes the body into a generic value.

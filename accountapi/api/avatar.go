@@ -36,6 +36,7 @@ type avatarUpload struct {
 	status *identitycore.UserAssetsStatus
 	limit  int64
 	file   *multipart.Part
+	body   io.Reader // the whole body, under its size bound, to read to its end
 }
 
 // avatarPath is the avatar route's path: its body is a file, read by avatarFile, not bodyFirst.
@@ -63,7 +64,8 @@ func avatarFile(h *Handler, c *call) error {
 	// take longer than the body is given: its time counts from now (again for the file, once
 	// it has an upload slot), so a prompt client behind a slow core is not cut off.
 	httpbody.Start(c.w, c.r, h.cfg.BodyTimeout)
-	mr := multipart.NewReader(http.MaxBytesReader(c.w, c.r.Body, limit+multipartOverhead), params["boundary"])
+	body := http.MaxBytesReader(c.w, c.r.Body, limit+multipartOverhead)
+	mr := multipart.NewReader(body, params["boundary"])
 	for {
 		part, err := mr.NextPart()
 		switch {
@@ -72,7 +74,7 @@ func avatarFile(h *Handler, c *call) error {
 		case err != nil:
 			return unreadable(c.w, err)
 		case part.FormName() == "file" && part.FileName() != "":
-			c.input = &avatarUpload{status: status, limit: limit, file: part}
+			c.input = &avatarUpload{status: status, limit: limit, file: part, body: body}
 			return nil
 		}
 		// NextPart discards the rest of this part.
@@ -113,6 +115,12 @@ func (h *Handler) uploadAvatar(c *call) error {
 	if int64(len(content)) > up.limit {
 		return apierror.FileSizeExceeded
 	}
+	// The rest of the body (its closing boundary) is read within the bound too; then the bound
+	// is lifted, so that it cannot cut short the upload to the core, which may take longer.
+	if _, err := io.Copy(io.Discard, up.body); err != nil {
+		return unreadable(c.w, err)
+	}
+	httpbody.Finish(c.w)
 	mimeType := sniffAvatar(content)
 	if mimeType == "" || (len(up.status.AllowUploadMimeTypes) > 0 && !slices.Contains(up.status.AllowUploadMimeTypes, mimeType)) {
 		return apierror.MimeTypeNotAllowed

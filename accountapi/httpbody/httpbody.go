@@ -38,9 +38,7 @@ func Read(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err == nil {
-		// The body is in: the rest of the request is not bound. (After a failure the bound
-		// stays, so the server's reading of what is left fails fast and the connection closes.)
-		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		Finish(w)
 		return raw, nil
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -50,6 +48,14 @@ func Read(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error
 		return nil, ErrTimeout
 	}
 	return nil, ErrRead
+}
+
+// Finish lifts the bound Start set, once the body is in: the rest of the request is not bound
+// (the server watches the idle connection from then on, and a deadline left on it would end the
+// request). After a failure the bound stays, so the server's reading of what is left fails fast
+// and the connection closes.
+func Finish(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 }
 
 // TimedOut reports whether err, from reading the body, is the bound Start set running out; the

@@ -29,6 +29,7 @@ type userAssets struct {
 	configured  bool
 	maxSize     int64
 	failUploads bool
+	uploadDelay time.Duration
 	stored      map[string]storedAsset
 }
 
@@ -75,6 +76,10 @@ func (c *Core) handleUploadUserAsset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "guard.mime_type_not_allowed")
 		return
 	}
+	c.mu.Lock()
+	delay := c.assets.uploadDelay
+	c.mu.Unlock()
+	time.Sleep(delay) // the storage provider at work, outside the core's lock
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -152,6 +157,8 @@ type UserAssetsConfig struct {
 	MaxUploadFileSize int64 `json:"maxUploadFileSize,omitempty"`
 	// FailUploads makes every upload fail with 500 storage.upload_error.
 	FailUploads *bool `json:"failUploads,omitempty"`
+	// UploadDelayMs makes the storage provider take that long to store each upload.
+	UploadDelayMs *int64 `json:"uploadDelayMs,omitempty"`
 }
 
 func (c *Core) handleDevUserAssets(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +183,9 @@ func (c *Core) handleDevUserAssets(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.FailUploads != nil {
 		c.assets.failUploads = *req.FailUploads
+	}
+	if req.UploadDelayMs != nil {
+		c.assets.uploadDelay = time.Duration(*req.UploadDelayMs) * time.Millisecond
 	}
 	c.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
