@@ -112,9 +112,23 @@ func (c *RedisConfig) poolKey() (string, *redis.UniversalOptions, error) {
 		return "", nil, err
 	}
 	fingerprint, _ := json.Marshal([]any{opts.Addrs, opts.MasterName, opts.Username,
-		sha256.Sum256([]byte(opts.Password)), opts.DB, opts.TLSConfig != nil, c.TLS, c.Timeout, c.DialTimeout})
+		sha256.Sum256([]byte(opts.Password)), opts.DB, tlsFingerprint(opts.TLSConfig, c.TLS), c.Timeout, c.DialTimeout})
 	sum := sha256.Sum256(fingerprint)
 	return "account_api.redis." + hex.EncodeToString(sum[:]), opts, nil
+}
+
+// tlsFingerprint is what decides whom a TLS connection trusts: a reload that changes it (an
+// authority rotated in its file, skip_verify dropped) must get a new client.
+func tlsFingerprint(cfg *tls.Config, t *RedisTLS) any {
+	if cfg == nil {
+		return nil
+	}
+	var ca [sha256.Size]byte
+	if t != nil && t.CAFile != "" {
+		pem, _ := os.ReadFile(t.CAFile) // read and checked by validate already
+		ca = sha256.Sum256(pem)
+	}
+	return []any{cfg.ServerName, cfg.InsecureSkipVerify, ca}
 }
 
 // client returns the shared client for this configuration and the pool key to release.

@@ -92,16 +92,55 @@ func TestConfigureRefusesRedisTLS(t *testing.T) {
 		redis RedisConfig
 		want  string
 	}{
-		"plain url": {RedisConfig{URL: "redis://10.0.0.1:6379", TLS: &RedisTLS{}}, "tls with a redis:// url, which is unencrypted: use rediss://"},
-		"no file":   {RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: "/nonexistent/ca.pem"}}, "redis tls ca_file: open /nonexistent/ca.pem"},
-		"not pem":   {RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: notPEM}}, "holds no PEM certificate"},
-		"unset":     {RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: "{env.ACCOUNT_API_TEST_UNSET}"}}, "redis tls ca_file is empty"},
+		"plain url":   {RedisConfig{URL: "redis://10.0.0.1:6379", TLS: &RedisTLS{}}, "tls with a redis:// url, which is unencrypted: use rediss://"},
+		"skip_verify": {RedisConfig{URL: "rediss://10.0.0.1:6379?skip_verify=1", TLS: &RedisTLS{}}, "drop skip_verify"},
+		"no file":     {RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: "/nonexistent/ca.pem"}}, "redis tls ca_file: open /nonexistent/ca.pem"},
+		"not pem":     {RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: notPEM}}, "holds no PEM certificate"},
+		"unset":       {RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: "{env.ACCOUNT_API_TEST_UNSET}"}}, "redis tls ca_file is empty"},
 	} {
 		h := base()
 		h.Redis = &c.redis
 		if err := h.configure(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", name, err, c.want)
 		}
+	}
+}
+
+// TestRedisPoolKeyFollowsTrust: a reload that changes whom the TLS connection trusts (its
+// authority file's content, skip_verify, the server name) gets a new client.
+func TestRedisPoolKeyFollowsTrust(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	pem, err := os.ReadFile("testdata/redis-ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := func(c RedisConfig) string {
+		c.setDefaults()
+		k, _, err := c.poolKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	base := key(RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: ca}})
+	if key(RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: ca}}) != base {
+		t.Fatal("the same settings must share the client")
+	}
+	if key(RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: ca, ServerName: "redis.internal"}}) == base {
+		t.Error("another server name shared the client")
+	}
+	if key(RedisConfig{URL: "rediss://10.0.0.1:6379?skip_verify=true"}) == key(RedisConfig{URL: "rediss://10.0.0.1:6379"}) {
+		t.Error("dropping skip_verify kept the client that skips the checks")
+	}
+	if err := os.WriteFile(ca, append(pem, pem...), 0o600); err != nil { // rotated in place
+		t.Fatal(err)
+	}
+	if key(RedisConfig{Addresses: []string{"10.0.0.1:6379"}, TLS: &RedisTLS{CAFile: ca}}) == base {
+		t.Error("an authority rotated in its file kept the old client")
 	}
 }
 
@@ -121,7 +160,10 @@ func TestUnencryptedConnectionsAreNamed(t *testing.T) {
 		"redis url on the network": {func(h *Handler) { h.Redis = &RedisConfig{URL: "redis://cache:6379/0"} }, []string{"redis is not encrypted"}},
 		"rediss url":               {func(h *Handler) { h.Redis = &RedisConfig{URL: "rediss://cache:6379/0"} }, nil},
 		"redis tls":                {func(h *Handler) { h.Redis = &RedisConfig{Addresses: []string{"10.0.0.2:6379"}, TLS: &RedisTLS{}} }, nil},
-		"rediss without verifying": {func(h *Handler) { h.Redis = &RedisConfig{URL: "rediss://cache:6379/0?skip_verify=true"} }, []string{"skip_verify=true"}},
+		"rediss without verifying": {func(h *Handler) { h.Redis = &RedisConfig{URL: "rediss://cache:6379/0?skip_verify=true"} }, []string{"skip_verify"}},
+		"skip_verify=1":            {func(h *Handler) { h.Redis = &RedisConfig{URL: "rediss://cache:6379/0?skip_verify=1"} }, []string{"skip_verify"}},
+		"unix socket":              {func(h *Handler) { h.Redis = &RedisConfig{URL: "unix:///run/redis.sock"} }, nil},
+		"localhost.":               {func(h *Handler) { h.Redis = &RedisConfig{Addresses: []string{"localhost.:6379"}} }, nil},
 		"both in clear": {func(h *Handler) {
 			h.CoreURL = "http://10.0.0.1"
 			h.Redis = &RedisConfig{URL: "redis://10.0.0.3:6379"}

@@ -249,10 +249,12 @@ func (c *RedisConfig) validate() []error {
 		if c.Username != "" || c.Password != "" || c.DB != 0 || c.MasterName != "" {
 			fail("url already holds the username, password and db; give them in the url, or use addresses with username, password, db (and master_name)")
 		}
-		if _, err := redis.ParseURL(c.URL); err != nil {
+		if opts, err := redis.ParseURL(c.URL); err != nil {
 			fail("url: %v", err) // ParseURL's errors carry no password
-		} else if c.TLS != nil && !strings.HasPrefix(c.URL, "rediss://") {
+		} else if c.TLS != nil && opts.TLSConfig == nil {
 			fail("tls with a redis:// url, which is unencrypted: use rediss://")
+		} else if c.TLS != nil && opts.TLSConfig.InsecureSkipVerify {
+			fail("tls with a url that turns certificate checks off (skip_verify): drop skip_verify")
 		}
 	}
 	if c.TLS != nil {
@@ -346,17 +348,17 @@ func (h *Handler) unencrypted() []string {
 		found = append(found, "core_url is http://: the client secret, users' tokens, passwords and codes cross the network in clear; use https://")
 	}
 	if r := h.Redis; r != nil {
-		hosts := r.Addresses
-		if r.URL != "" {
-			u, _ := url.Parse(r.URL)
-			hosts = []string{u.Host}
-			if u.Query().Get("skip_verify") == "true" {
-				found = append(found, "redis url has skip_verify=true: any server can pose as Redis and read or forge cached token answers")
-			}
+		opts, err := r.options()
+		if err != nil {
+			return found // refused by validate already
 		}
-		if r.TLS == nil && !strings.HasPrefix(r.URL, "rediss://") && slices.ContainsFunc(hosts, func(a string) bool {
-			host, _, _ := net.SplitHostPort(a)
-			return !isLoopback(host)
+		if opts.TLSConfig != nil && opts.TLSConfig.InsecureSkipVerify {
+			found = append(found, "redis url turns certificate checks off (skip_verify): any server can pose as Redis and read or forge cached token answers")
+		}
+		// A unix socket (unix:// url, no host) stays on this machine.
+		if opts.TLSConfig == nil && slices.ContainsFunc(opts.Addrs, func(a string) bool {
+			host, _, err := net.SplitHostPort(a)
+			return err == nil && !isLoopback(host)
 		}) {
 			found = append(found, "redis is not encrypted: cached token answers, profiles and verification records cross the network in clear; use rediss:// or tls")
 		}
@@ -366,7 +368,7 @@ func (h *Handler) unencrypted() []string {
 
 // isLoopback reports whether host (a name or an IP) is this machine.
 func isLoopback(host string) bool {
-	if host == "localhost" {
+	if strings.TrimSuffix(host, ".") == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(host)
