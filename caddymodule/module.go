@@ -435,16 +435,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch p := path.Clean(r.URL.Path); {
 	case p == "/oidc/session/end" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
 		if sub := idTokenSubject(r); sub != "" {
-			return next.ServeHTTP(watchStatus(w, signedOut, func() {
+			return next.ServeHTTP(watchStatus(w, signedOut, func(status int) {
 				h.sessionEnded(r.Context(), sub, true)
-				h.rt.signOutShown(r.Context(), r, sub)
+				if status == http.StatusOK { // the confirmation page; a redirect ended it already
+					h.rt.signOutShown(r.Context(), r, sub)
+				}
 			}), r)
 		}
 	case p == "/oidc/session/end/confirm" && r.Method == http.MethodPost:
 		if sub, key := h.rt.signOutConfirming(r.Context(), r); sub != "" {
-			return next.ServeHTTP(watchStatus(w, signedOut, func() {
+			return next.ServeHTTP(watchStatus(w, signedOut, func(int) {
 				h.sessionEnded(r.Context(), sub, true)
-				_ = h.rt.st.records.Delete(context.WithoutCancel(r.Context()), key)
+				_ = h.rt.st.signOuts.Delete(context.WithoutCancel(r.Context()), key)
 			}), r)
 		}
 	}

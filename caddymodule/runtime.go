@@ -43,16 +43,17 @@ type state struct {
 	keyer    *store.Keyer
 	shared   *store.Redis // nil without Redis
 	records  store.Store
+	signOuts store.Store // the sign-outs a core asked a browser to confirm (watch.go)
 	limiter  *ratelimit.Limiter
 	redisKey string // in redisPool; "" without Redis
-	memory   *store.Memory
+	memory   []*store.Memory
 }
 
 // Destruct implements caddy.Destructor.
 func (s *state) Destruct() error {
 	s.limiter.Close()
-	if s.memory != nil {
-		s.memory.Close()
+	for _, m := range s.memory {
+		m.Close()
 	}
 	if s.redisKey != "" {
 		_, err := redisPool.Delete(s.redisKey)
@@ -152,11 +153,12 @@ func (h *Handler) loadState(key string) (*state, error) {
 			}
 			s.redisKey = redisKey
 			s.shared = store.NewRedis(client, h.Redis.KeyPrefix, time.Duration(h.Redis.Timeout))
-			s.records, counter = s.shared, s.shared
+			s.records, s.signOuts, counter = s.shared, s.shared, s.shared
 		} else {
-			// Verification records live in process with one instance.
-			s.memory = store.NewMemory(100_000)
-			s.records = s.memory
+			// Verification records live in process with one instance; the sign-outs apart,
+			// so that no flood of them can evict a step-up record.
+			records, signOuts := store.NewMemory(100_000), store.NewMemory(10_000)
+			s.records, s.signOuts, s.memory = records, signOuts, []*store.Memory{records, signOuts}
 		}
 		s.limiter = ratelimit.New(counter, keyer, storeErrorLogger(h.logger, "rate_limits"))
 		return s, nil

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/accountedge/caddy-account-api/accountapi/ratelimit"
 )
 
 // successWatcher calls fire once, as soon as the next handler's final status is a success and
@@ -21,23 +23,24 @@ import (
 // sees the change.
 type successWatcher struct {
 	*caddyhttp.ResponseWriterWrapper
-	fire    func()
+	fire    func(status int)
 	success func(status int) bool
 	decided bool // the final status is known (and acted upon)
 }
 
 func watchSuccess(w http.ResponseWriter, fire func()) *successWatcher {
-	return watchStatus(w, func(status int) bool { return status < 300 }, fire)
+	return watchStatus(w, func(status int) bool { return status < 300 }, func(int) { fire() })
 }
 
-// watchStatus is watchSuccess for a response whose success may be a redirect (success tells).
-func watchStatus(w http.ResponseWriter, success func(status int) bool, fire func()) *successWatcher {
+// watchStatus is watchSuccess for a response whose success may be a redirect (success tells,
+// and fire is told the status).
+func watchStatus(w http.ResponseWriter, success func(status int) bool, fire func(status int)) *successWatcher {
 	return &successWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, fire: fire, success: success}
 }
 
 func (s *successWatcher) WriteHeader(status int) {
 	if !s.decided && status >= 200 && s.success(status) {
-		s.fire()
+		s.fire(status)
 	}
 	if status >= 200 {
 		s.decided = true // 1xx responses come before the final one
@@ -48,7 +51,7 @@ func (s *successWatcher) WriteHeader(status int) {
 // Write covers a next handler that writes without WriteHeader (an implicit 200).
 func (s *successWatcher) Write(b []byte) (int, error) {
 	if !s.decided {
-		s.fire()
+		s.fire(http.StatusOK)
 		s.decided = true
 	}
 	return s.ResponseWriterWrapper.Write(b)
@@ -79,12 +82,13 @@ func formValue(r *http.Request, name string) string {
 	return form.Get(name)
 }
 
-// idTokenSubject is the sub of the id_token_hint of an end-session request (query or form), or
-// "". The hint is not verified here: the module acts on it only once the core, which verifies
-// it, has accepted the sign-out.
+// idTokenSubject is the sub of the id_token_hint of an end-session request, or "": from the
+// query of a GET and the form of a POST, where oidc-provider reads it (a POST's query is not
+// its parameters: a hint there is not the one the core checks). The hint is not verified here:
+// the module acts on it only once the core, which verifies it, has accepted the sign-out.
 func idTokenSubject(r *http.Request) string {
 	hint := r.URL.Query().Get("id_token_hint")
-	if hint == "" && r.Method == http.MethodPost {
+	if r.Method == http.MethodPost {
 		hint = formValue(r, "id_token_hint")
 	}
 	_, rest, ok := strings.Cut(hint, ".")
@@ -113,14 +117,21 @@ const sessionCookie = "_session"
 // takes longer.
 const signOutWait = 10 * time.Minute
 
+// signOutsPerUser bounds the sign-outs remembered per user and signOutWait: each needs one of
+// the user's ID tokens and a session cookie of the caller's choice, so without a bound one
+// user could fill the store.
+var signOutsPerUser = ratelimit.Limit{Max: 20, Window: signOutWait}
+
 // signOutShown remembers whose sign-out the core showed this browser a confirmation for, under
 // a keyed hash of the browser's session cookie: the confirmation, which ends the session and
 // the tokens issued through it, names no user.
 func (rt *runtime) signOutShown(ctx context.Context, r *http.Request, sub string) {
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if err := rt.st.records.Set(ctx, rt.st.keyer.Key("signout", c.Value), []byte(sub), signOutWait); err != nil {
-			rt.invalidationFailed(err)
-		}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" || !rt.st.limiter.Take(ctx, "signout-shown", sub, signOutsPerUser).Allowed {
+		return
+	}
+	if err := rt.st.signOuts.Set(ctx, rt.st.keyer.Key("signout", c.Value), []byte(sub), signOutWait); err != nil {
+		rt.invalidationFailed(err)
 	}
 }
 
@@ -132,7 +143,7 @@ func (rt *runtime) signOutConfirming(ctx context.Context, r *http.Request) (sub,
 		return "", ""
 	}
 	key = rt.st.keyer.Key("signout", c.Value)
-	v, err := rt.st.records.Get(ctx, key)
+	v, err := rt.st.signOuts.Get(ctx, key)
 	if err != nil {
 		return "", ""
 	}

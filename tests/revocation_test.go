@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/accountedge/caddy-account-api/tests/devcore"
 	"github.com/accountedge/caddy-account-api/tests/harness"
@@ -295,6 +298,57 @@ func TestSignOutWithABrowserSession(t *testing.T) {
 		other := instances[1-i]
 		t.Logf("confirmed on instance %d: the other refuses the token after %v", i+1,
 			e.refusedWithin(other, access, time.Second).Round(time.Millisecond))
+	}
+}
+
+// TestSignOutMemoryIsBounded: a sign-out is remembered only when the core shows a confirmation
+// (a session exists), at most 20 per user per 10 minutes however many sessions the user opens,
+// and a POST's hint is read where the core reads it: a forged hint in its query evicts no one.
+func TestSignOutMemoryIsBounded(t *testing.T) {
+	e, instances, rs := twoInstances(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	remembered := func() int {
+		keys, err := rdb.Keys(context.Background(), "*signout:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	// Without a browser session the core ends the session at once: nothing to remember.
+	var minted devcore.MintResponse
+	e.coreJSON("POST", "/dev/tokens", devcore.MintRequest{UserID: devcore.DemoUserID, Scope: allScopes, ClientID: devcore.AccountPageAppID}, &minted)
+	noSession := newSiteBrowser(t, instances[0])
+	noSession.Send(http.MethodGet, "/oidc/session/end?"+url.Values{"id_token_hint": {minted.IDToken}}.Encode(), nil)
+	if n := remembered(); n != 0 {
+		t.Fatalf("a sign-out without a session was remembered (%d)", n)
+	}
+	for i := range 25 {
+		b := newSiteBrowser(t, instances[i%2])
+		tokens := b.signIn(devcore.DemoUsername, devcore.DemoPassword)
+		q := url.Values{"id_token_hint": {tokens["id_token"].(string)}}
+		if status, _, _ := b.Send(http.MethodGet, "/oidc/session/end?"+q.Encode(), nil); status != http.StatusOK {
+			t.Fatalf("sign-out %d: %d", i, status)
+		}
+	}
+	if n := remembered(); n != 20 {
+		t.Fatalf("25 sign-outs of one user remembered %d, want the bound, 20", n)
+	}
+
+	// The victim's answer is cached; the attacker POSTs their own valid hint in the form and a
+	// forged one naming the victim in the query.
+	victim := e.token(devcore.MintRequest{UserID: devcore.OtherUserID, Scope: allScopes})
+	if r := e.call(instances[0], "GET", "/api/my-account", victim, nil); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	forged := "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"`+devcore.OtherUserID+`"}`)) + ".x"
+	attacker := newSiteBrowser(t, instances[0])
+	own := attacker.signIn(devcore.DemoUsername, devcore.DemoPassword)["id_token"].(string)
+	before := e.stats().Introspections
+	attacker.Send(http.MethodPost, "/oidc/session/end?id_token_hint="+forged, url.Values{"id_token_hint": {own}})
+	e.call(instances[0], "GET", "/api/my-account", victim, nil)
+	if n := e.stats().Introspections - before; n != 0 {
+		t.Fatal("a forged hint in a POST's query evicted the user it names")
 	}
 }
 
