@@ -202,14 +202,21 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load func(context.Contex
 	return e.value, nil
 }
 
-// voidedWhileStored drops key from the in-process level when the subject of e, loaded from
-// seq start, was voided after the load's last check: such a voiding may have landed before the
-// level took e in and filed it in the index, where the voiding could not find it. (Later
-// voidings find it there.) Its callers have the value already; it is only not served again.
+// voidedWhileStored drops e from the in-process level when its subject, loaded from seq start,
+// was voided after the load's last check: such a voiding may have landed before the level took
+// e in and filed it in the index, where the voiding could not find it. (Later voidings find it
+// there.) Its callers have the value already; it is only not served again. A newer value of
+// the key, stored meanwhile, stays.
 func (c *Cache[V]) voidedWhileStored(key string, e entry[V], start uint64) {
-	if c.voidedSince(c.cfg.Subject(e.value), start) {
-		c.local.Invalidate(key)
+	if !c.voidedSince(c.cfg.Subject(e.value), start) {
+		return
 	}
+	c.local.Compute(key, func(held entry[V], found bool) (entry[V], otter.ComputeOp) {
+		if found && held.loadedAt == e.loadedAt {
+			return held, otter.InvalidateOp
+		}
+		return held, otter.CancelOp
+	})
 }
 
 // Refresh asks the source again, ignoring what is cached, and caches the answer: for decisions
@@ -249,7 +256,9 @@ func (c *Cache[V]) Held(key string) (V, bool) {
 // load runs one load: the shared store (when readShared), else the source; the result is
 // written to the shared store unless it came from there. A load during which its subject was
 // voided is done again (the source answers after the voiding), and served but not stored if it
-// keeps racing. start is the epoch the value was loaded from, for voidedWhileStored.
+// keeps racing. start is the epoch of the attempt that answered, for voidedWhileStored (for a
+// stale value served after a failure, the failed attempt's: the stale value is not checked
+// against voidings older than that, and lives retryStale).
 func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Context) (V, error), readShared bool) (_ entry[V], start uint64, _ error) {
 	// Detached from the first caller: one client going away must not fail the others.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
