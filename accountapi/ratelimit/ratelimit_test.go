@@ -25,6 +25,38 @@ func newLimiter(t *testing.T, shared store.Counter, onFailed func(error)) *Limit
 	return New(shared, keyer, onFailed)
 }
 
+// sharedRedis starts a redis-server for the test and returns a client of it and the store on it.
+func sharedRedis(t *testing.T) (*redis.Client, *store.Redis) {
+	t.Helper()
+	rs := harness.StartRedis(t)
+	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	return client, store.NewRedis(client, "rl-test:", time.Second)
+}
+
+// reserveBurst makes n reservations at once, spread over the instances, and returns the
+// releases of those allowed and the counts the refused ones saw.
+func reserveBurst(instances []*Limiter, n int, subject string, lim Limit) (releases []func(), refusedCounts []int64) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			release, d := instances[i%len(instances)].Reserve(context.Background(), "pw", subject, lim)
+			mu.Lock()
+			defer mu.Unlock()
+			if d.Allowed {
+				releases = append(releases, release)
+			} else {
+				refusedCounts = append(refusedCounts, d.Count)
+			}
+		}()
+	}
+	wg.Wait()
+	return releases, refusedCounts
+}
+
 func TestTakeRefusesOverTheLimitUntilTheWindowEnds(t *testing.T) {
 	l := newLimiter(t, store.NewMemory(100), nil)
 	ctx := context.Background()
@@ -51,33 +83,16 @@ func TestReserveBoundsParallelAttemptsAndReleaseGivesBack(t *testing.T) {
 	l := newLimiter(t, nil, nil)
 	ctx := context.Background()
 	lim := Limit{Max: 3, Window: time.Minute}
-	var releases []func()
-	var allowed atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			release, d := l.Reserve(ctx, "tok", "10.0.0.1", lim)
-			if d.Allowed {
-				allowed.Add(1)
-				mu.Lock()
-				releases = append(releases, release)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if allowed.Load() != 3 {
-		t.Fatalf("%d of 50 parallel reservations allowed, want 3", allowed.Load())
+	releases, _ := reserveBurst([]*Limiter{l}, 50, "10.0.0.1", lim)
+	if len(releases) != 3 {
+		t.Fatalf("%d of 50 parallel reservations allowed, want 3", len(releases))
 	}
 	releases[0]()
 	releases[0]() // a second release gives nothing more back
-	if _, d := l.Reserve(ctx, "tok", "10.0.0.1", lim); !d.Allowed {
+	if _, d := l.Reserve(ctx, "pw", "10.0.0.1", lim); !d.Allowed {
 		t.Fatal("a released reservation was not given back")
 	}
-	if _, d := l.Reserve(ctx, "tok", "10.0.0.1", lim); d.Allowed || d.RetryAfter <= 0 {
+	if _, d := l.Reserve(ctx, "pw", "10.0.0.1", lim); d.Allowed || d.RetryAfter <= 0 {
 		t.Fatalf("over the limit: %+v", d)
 	}
 }
@@ -85,12 +100,10 @@ func TestReserveBoundsParallelAttemptsAndReleaseGivesBack(t *testing.T) {
 // TestReleaseCountsOnlyInItsWindow: a reservation given back after its window ended lends the
 // next window nothing, in the shared store and in process.
 func TestReleaseCountsOnlyInItsWindow(t *testing.T) {
-	rs := harness.StartRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { client.Close() })
+	_, redisStore := sharedRedis(t)
 	for name, shared := range map[string]store.Counter{
 		"in process": nil,
-		"redis":      store.NewRedis(client, "rl-test:", time.Second),
+		"redis":      redisStore,
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := newLimiter(t, shared, nil)
@@ -136,10 +149,8 @@ func (o *outageCounter) Release(ctx context.Context, key, window string) (int64,
 // released once Redis is back, is not given to Redis, whose count never held it; and a release
 // after Redis lost the key (a restart, a flush) lends the new window nothing.
 func TestReleaseGivesBackOnlyWhatItsStoreTook(t *testing.T) {
-	rs := harness.StartRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { client.Close() })
-	shared := &outageCounter{Counter: store.NewRedis(client, "rl-test:", time.Second)}
+	client, redisStore := sharedRedis(t)
+	shared := &outageCounter{Counter: redisStore}
 	l := newLimiter(t, shared, nil)
 	ctx := context.Background()
 	lim := Limit{Max: 2, Window: time.Minute}
@@ -176,32 +187,10 @@ func TestReleaseGivesBackOnlyWhatItsStoreTook(t *testing.T) {
 // TestReservationsAcrossInstances: two instances sharing Redis, bursts on both at once: the
 // limit holds over both, refusals are not counted, and what is given back is taken again once.
 func TestReservationsAcrossInstances(t *testing.T) {
-	rs := harness.StartRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { client.Close() })
-	shared := store.NewRedis(client, "rl-test:", time.Second)
+	_, shared := sharedRedis(t)
 	instances := []*Limiter{newLimiter(t, shared, nil), newLimiter(t, shared, nil)}
 	lim := Limit{Max: 5, Window: time.Minute}
-	burst := func() (releases []func(), refusedCounts []int64) {
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := 0; i < 100; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				release, d := instances[i%2].Reserve(context.Background(), "pw", "10.0.0.9", lim)
-				mu.Lock()
-				defer mu.Unlock()
-				if d.Allowed {
-					releases = append(releases, release)
-				} else {
-					refusedCounts = append(refusedCounts, d.Count)
-				}
-			}()
-		}
-		wg.Wait()
-		return releases, refusedCounts
-	}
+	burst := func() ([]func(), []int64) { return reserveBurst(instances, 100, "10.0.0.9", lim) }
 	releases, refused := burst()
 	if len(releases) != 5 || len(refused) != 95 {
 		t.Fatalf("%d allowed, %d refused of 100; want 5 and 95", len(releases), len(refused))
