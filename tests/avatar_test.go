@@ -266,6 +266,43 @@ func TestAvatarBodyTimeCountsFromItsReading(t *testing.T) {
 	t.Logf("an unauthenticated trickling avatar body: answered and closed after %v", time.Since(start).Round(100*time.Millisecond))
 }
 
+// TestAvatarOverHTTP2BehindASlowCore: over HTTP/2 (h2c here) a bound that runs out ends a
+// stream's body for good, so none may run while the module authenticates or waits: a prompt
+// 3 MiB upload (more than a stream buffers) behind a core slower than body_timeout is stored.
+func TestAvatarOverHTTP2BehindASlowCore(t *testing.T) {
+	e := newEnv(t, options{global: "\tservers {\n\t\tprotocols h1 h2c\n\t}\n", extra: "body_timeout 1s"})
+	tok := e.userToken(allScopes)
+	e.core.Core.SetIntrospectionDelay(1500 * time.Millisecond)
+	defer e.core.Core.SetIntrospectionDelay(0)
+	png := testImages(t)["image/png"]
+	content := append(bytes.Clone(png[:len(png)-12]), bytes.Repeat([]byte{5}, 3<<20)...)
+	content = append(content, png[len(png)-12:]...)
+	body, contentType := devcore.FilePart("file", "h2.png", "image/png", content)
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Protocols: protocols}}
+	req, _ := http.NewRequest("POST", e.caddy.URL()+"/api/my-account/user-assets/avatar", body)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("the test needs HTTP/2, got %s", resp.Proto)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("a prompt 3 MiB upload over HTTP/2 behind a core slower than body_timeout: %d %s", resp.StatusCode, answer)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(answer, &m)
+	if _, got := fetch(t, m["url"].(string)); !bytes.Equal(got, content) {
+		t.Fatalf("stored %d bytes, want %d", len(got), len(content))
+	}
+}
+
 // TestAvatarChecks: Logto's order: the multipart file (400), the profile scope (401),
 // first-party (403), the avatar field (400), the size, the content, the storage.
 func TestAvatarChecks(t *testing.T) {

@@ -101,13 +101,17 @@ func unreadable(w http.ResponseWriter, err error) error {
 func (h *Handler) uploadAvatar(c *call) error {
 	ctx := c.r.Context()
 	up := input[*avatarUpload](c)
+	// The wait for a slot is not the client's: the bound is lifted meanwhile (also so that the
+	// server, watching a body it has read whole, does not end the request), and set again for
+	// the file.
+	httpbody.Finish(c.w)
 	select {
 	case h.uploadSlots <- struct{}{}:
 		defer func() { <-h.uploadSlots }()
 	case <-ctx.Done():
 		return apierror.CoreUnavailable.WithCause(ctx.Err())
 	}
-	httpbody.Start(c.w, c.r, h.cfg.BodyTimeout) // the wait for a slot is not the client's
+	httpbody.Start(c.w, c.r, h.cfg.BodyTimeout)
 	content, err := io.ReadAll(io.LimitReader(up.file, up.limit+1))
 	if err != nil {
 		return unreadable(c.w, err)

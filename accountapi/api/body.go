@@ -22,15 +22,20 @@ func (h *Handler) bodyFirst(w http.ResponseWriter, r *http.Request) *http.Reques
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return r
 	}
-	// Bounded from now even when nothing reads it yet: a request refused before its body is
-	// read still has the rest of it read by the server, which must not wait for ever.
-	httpbody.Start(w, r, h.cfg.BodyTimeout)
 	if r.URL.Path == avatarPath {
 		// A file, not a JSON body: its guard streams it under the core's size bound, which
 		// max_body_size must not cut short (nor consume a part of, when the length is unknown),
-		// and bounds its time again from when it reads, after authentication (avatarFile).
+		// and bounds its time from when it reads, after authentication (avatarFile). Over
+		// HTTP/1 it is bounded from now as well: a request refused before its body is read
+		// still has the rest of it read by the server, which must not wait for ever. (HTTP/2
+		// resets an unread stream instead, and a bound that ran out there ends the body for
+		// good, so none is set before the guard reads.)
+		if r.ProtoMajor == 1 {
+			httpbody.Start(w, r, h.cfg.BodyTimeout)
+		}
 		return r
 	}
+	httpbody.Start(w, r, h.cfg.BodyTimeout)
 	raw, err := httpbody.Read(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
 		return r.WithContext(context.WithValue(r.Context(), bodyKey{}, err))

@@ -21,8 +21,9 @@ var (
 // Start bounds the time the request's body may take to arrive, counted from now: reads of the
 // body fail after that, including the server's own reading of an unread body after the
 // handler, which then closes the connection. Call it first thing for a request that has a
-// body (or right before reading a body read late, which then moves the bound); Read lifts the
-// bound once the body is in, so the rest of the request is not cut short.
+// body, or right before reading a body read late; Read (or Finish) lifts the bound once the
+// body is in, so the rest of the request is not cut short. Over HTTP/2 a bound that ran out
+// ends the body for good: a later Start does not bring it back.
 func Start(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
 	if timeout <= 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return
