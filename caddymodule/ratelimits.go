@@ -1,14 +1,12 @@
 package caddymodule
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/accountedge/caddy-account-api/accountapi/api"
 	"github.com/accountedge/caddy-account-api/accountapi/ratelimit"
@@ -100,15 +98,9 @@ func (c *RateLimitsConfig) limits() api.Limits {
 // and its view of the request: Caddy's client IP (which honours trusted_proxies) and request UUID.
 func (h *Handler) protections(limiter *ratelimit.Limiter) api.Protections {
 	return api.Protections{
-		Limiter: limiter,
-		Limits:  h.RateLimits.limits(),
-		ClientIP: func(r *http.Request) string {
-			if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-				return ip
-			}
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			return host
-		},
+		Limiter:  limiter,
+		Limits:   h.RateLimits.limits(),
+		ClientIP: clientIP,
 		RequestID: func(r *http.Request) string {
 			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 				return repl.ReplaceAll("{http.request.uuid}", "")

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/accountedge/caddy-account-api/accountapi/ratelimit"
+	"github.com/accountedge/caddy-account-api/accountapi/store"
 )
 
 // successWatcher calls fire once, as soon as the next handler's final status is a success and
@@ -117,22 +120,40 @@ const sessionCookie = "_session"
 // takes longer.
 const signOutWait = 10 * time.Minute
 
-// signOutsPerUser bounds the sign-outs remembered per user and signOutWait: each needs one of
-// the user's ID tokens and a session cookie of the caller's choice, so without a bound one
-// user could fill the store.
+// signOutsPerUser bounds the sign-outs remembered for signOutWait per user and client address:
+// each needs one of the user's ID tokens and a session cookie of the caller's choice, so without
+// a bound one caller could fill the store, and counted per address, so that whoever holds a
+// user's ID token cannot spend the user's own sign-outs. Past the bound a sign-out is still
+// remembered, for signOutPastBound: Logto's form submits itself at once.
 var signOutsPerUser = ratelimit.Limit{Max: 20, Window: signOutWait}
+
+const signOutPastBound = 30 * time.Second
 
 // signOutShown remembers whose sign-out the core showed this browser a confirmation for, under
 // a keyed hash of the browser's session cookie: the confirmation, which ends the session and
-// the tokens issued through it, names no user.
+// the tokens issued through it, names no user. A cookie shown again is not counted again.
 func (rt *runtime) signOutShown(ctx context.Context, r *http.Request, sub string) {
 	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" || !rt.st.limiter.Take(ctx, "signout-shown", sub, signOutsPerUser).Allowed {
+	if err != nil || c.Value == "" {
 		return
 	}
-	if err := rt.st.signOuts.Set(ctx, rt.st.keyer.Key("signout", c.Value), []byte(sub), signOutWait); err != nil {
+	key, ttl := rt.st.keyer.Key("signout", c.Value), signOutWait
+	if _, err := rt.st.signOuts.Get(ctx, key); errors.Is(err, store.ErrNotFound) &&
+		!rt.st.limiter.Take(ctx, "signout-shown", sub+" "+clientIP(r), signOutsPerUser).Allowed {
+		ttl = signOutPastBound
+	}
+	if err := rt.st.signOuts.Set(ctx, key, []byte(sub), ttl); err != nil {
 		rt.invalidationFailed(err)
 	}
+}
+
+// clientIP is the client's address as Caddy determined it (trusted proxies applied).
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return host
 }
 
 // signOutConfirming is the user whose sign-out this browser is confirming (POST

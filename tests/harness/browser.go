@@ -2,6 +2,7 @@ package harness
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -23,6 +24,13 @@ func NewBrowser(t testing.TB, base string) *Browser {
 	jar, _ := cookiejar.New(nil)
 	return &Browser{t: t, Base: base, client: &http.Client{Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// From makes the browser connect from 127.0.0.n: another client address on this machine.
+func (b *Browser) From(n byte) *Browser {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, n)}, Timeout: 5 * time.Second}
+	b.client.Transport = &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
+	return b
 }
 
 // Send makes a request to Base+path, with form as a form-encoded body when it is not nil, and
