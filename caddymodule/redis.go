@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -146,6 +148,16 @@ func (c *RedisConfig) client() (redis.UniversalClient, string, error) {
 	return v.(pooledClient).UniversalClient, key, nil
 }
 
+// parseRedisURL is redis.ParseURL with errors that never quote the url, which holds the
+// password (url.Parse's errors quote it whole).
+func parseRedisURL(s string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(s)
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
+	return opts, err
+}
+
 // options converts the configuration (placeholders resolved, validated) for go-redis.
 func (c *RedisConfig) options() (*redis.UniversalOptions, error) {
 	opts := &redis.UniversalOptions{
@@ -156,9 +168,9 @@ func (c *RedisConfig) options() (*redis.UniversalOptions, error) {
 		DB:         c.DB,
 	}
 	if c.URL != "" {
-		parsed, err := redis.ParseURL(c.URL)
+		parsed, err := parseRedisURL(c.URL)
 		if err != nil {
-			return nil, fmt.Errorf("account_api: redis url: %w", err) // ParseURL errors carry no password
+			return nil, fmt.Errorf("account_api: redis url: %w", err)
 		}
 		opts.Addrs = []string{parsed.Addr}
 		opts.Username, opts.Password, opts.DB, opts.TLSConfig = parsed.Username, parsed.Password, parsed.DB, parsed.TLSConfig

@@ -102,6 +102,8 @@ func TestConfigureRefusesRedisTLS(t *testing.T) {
 		h.Redis = &c.redis
 		if err := h.configure(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", name, err, c.want)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: the error quotes the password: %v", name, err)
 		}
 	}
 }

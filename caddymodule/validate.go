@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/accountedge/caddy-account-api/accountapi/accountcenter"
 	"github.com/accountedge/caddy-account-api/accountapi/api"
@@ -249,8 +248,8 @@ func (c *RedisConfig) validate() []error {
 		if c.Username != "" || c.Password != "" || c.DB != 0 || c.MasterName != "" {
 			fail("url already holds the username, password and db; give them in the url, or use addresses with username, password, db (and master_name)")
 		}
-		if opts, err := redis.ParseURL(c.URL); err != nil {
-			fail("url: %v", err) // ParseURL's errors carry no password
+		if opts, err := parseRedisURL(c.URL); err != nil {
+			fail("url: %v", err)
 		} else if c.TLS != nil && opts.TLSConfig == nil {
 			fail("tls with a redis:// url, which is unencrypted: use rediss://")
 		} else if c.TLS != nil && opts.TLSConfig.InsecureSkipVerify {
