@@ -14,6 +14,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -62,10 +63,17 @@ type evaler interface {
 }
 
 // New returns a Limiter counting in shared (nil: in process only); onFailed, when set, hears of
-// shared-store failures.
+// shared-store failures (not of calls cut short by their caller's context being cancelled).
 func New(shared store.Counter, keyer *store.Keyer, onFailed func(error)) *Limiter {
-	if onFailed == nil {
-		onFailed = func(error) {}
+	report := onFailed
+	if report == nil {
+		report = func(error) {}
+	}
+	// A client that went away cut its own call short: no failure of the shared store.
+	onFailed = func(err error) {
+		if !errors.Is(err, context.Canceled) {
+			report(err)
+		}
 	}
 	l := &Limiter{shared: shared, keyer: keyer, onFailed: onFailed}
 	l.script, _ = shared.(evaler)

@@ -345,6 +345,26 @@ func TestSharedFailureFallsBackToLocalCounts(t *testing.T) {
 }
 
 // recordingCounter records the keys it is asked about, and counts in process.
+// TestClientGoneIsNotAStoreFailure: a call cut short by its caller going away is not reported
+// as a failure of the shared store (it would let anyone fill the logs), and still counts.
+func TestClientGoneIsNotAStoreFailure(t *testing.T) {
+	_, shared := sharedRedis(t)
+	var failures atomic.Int64
+	l := newLimiter(t, shared, func(error) { failures.Add(1) })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	lim := Limit{Max: 1, Window: time.Minute}
+	if _, d := l.Reserve(ctx, "pw", "10.0.0.3", lim); !d.Allowed {
+		t.Fatal("first reservation refused")
+	}
+	if d := l.Take(ctx, "send", "10.0.0.3", lim); !d.Allowed {
+		t.Fatal("first event refused")
+	}
+	if n := failures.Load(); n != 0 {
+		t.Fatalf("%d store failures reported for calls whose client went away", n)
+	}
+}
+
 type recordingCounter struct {
 	*store.Memory
 	keys []string

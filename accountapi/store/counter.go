@@ -159,8 +159,9 @@ func (r *Redis) Incr(ctx context.Context, key string, delta int64, window time.D
 }
 
 // reserveScript is Reserve in Redis, on a hash per key (n: the count, w: the window's name,
-// given by the caller that opens it), answering {taken, count, remaining ms, window}. A key
-// without a window (a lost field, a hand-made key) opens a new one.
+// given by the caller that opens it), answering {taken, count, remaining ms, window}. A hash
+// without a window (a lost field) opens a new one; a key of another type is an error (keys are
+// keyed hashes that only the module writes).
 var reserveScript = redis.NewScript(`
 local limit, win = tonumber(ARGV[1]), tonumber(ARGV[2])
 local s = redis.call('HMGET', KEYS[1], 'n', 'w')
