@@ -66,6 +66,12 @@ func (e *env) uploadAvatar(token, field, filename, declared string, content []by
 // test with Errorf (safe in a burst's goroutines) and returns status 0.
 func (e *env) rawUpload(token, contentType string, body io.Reader) reply {
 	e.t.Helper()
+	return e.rawUploadWith(e.client, token, contentType, body)
+}
+
+// rawUploadWith is rawUpload through client.
+func (e *env) rawUploadWith(client *http.Client, token, contentType string, body io.Reader) reply {
+	e.t.Helper()
 	req, err := http.NewRequest("POST", e.caddy.URL()+"/api/my-account/user-assets/avatar", body)
 	if err != nil {
 		e.t.Errorf("avatar upload: %v", err)
@@ -75,14 +81,14 @@ func (e *env) rawUpload(token, contentType string, body io.Reader) reply {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := e.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Errorf("avatar upload: %v", err)
 		return reply{req: req}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, body: b, req: req, closed: resp.Close}
+	r := reply{status: resp.StatusCode, header: resp.Header, body: b, req: req, closed: resp.Close, proto: resp.ProtoMajor}
 	e.api.ValidateResponse(e.t, req, r.status, r.header, r.body)
 	return r
 }
@@ -281,24 +287,14 @@ func TestAvatarOverHTTP2BehindASlowCore(t *testing.T) {
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Protocols: protocols}}
-	req, _ := http.NewRequest("POST", e.caddy.URL()+"/api/my-account/user-assets/avatar", body)
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	r := e.rawUploadWith(client, tok, contentType, body)
+	if r.proto != 2 {
+		t.Fatalf("the test needs HTTP/2, got HTTP/%d", r.proto)
 	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	if resp.ProtoMajor != 2 {
-		t.Fatalf("the test needs HTTP/2, got %s", resp.Proto)
+	if r.status != 200 {
+		t.Fatalf("a prompt 3 MiB upload over HTTP/2 behind a core slower than body_timeout: %d %s", r.status, r.body)
 	}
-	if resp.StatusCode != 200 {
-		t.Fatalf("a prompt 3 MiB upload over HTTP/2 behind a core slower than body_timeout: %d %s", resp.StatusCode, answer)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(answer, &m)
-	if _, got := fetch(t, m["url"].(string)); !bytes.Equal(got, content) {
+	if _, got := fetch(t, r.json(t)["url"].(string)); !bytes.Equal(got, content) {
 		t.Fatalf("stored %d bytes, want %d", len(got), len(content))
 	}
 }

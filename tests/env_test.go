@@ -151,8 +151,9 @@ type reply struct {
 	body   []byte
 	req    *http.Request
 	// closed: the server asked to close the connection (Go's client takes Connection: close
-	// out of the header into resp.Close).
+	// out of the header into resp.Close); proto: the HTTP major version. Set by rawUpload.
 	closed bool
+	proto  int
 }
 
 // json decodes the body into a generic value.
