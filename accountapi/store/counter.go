@@ -98,13 +98,21 @@ func (m *Memory) Release(_ context.Context, key, window string) (int64, time.Dur
 
 // SetCount sets the counter at key to n for ttl: an in-process copy of a shared counter, so that
 // counting goes on from where the shared store was while it is unreachable. The copy is a window
-// of its own: what the shared store reserved is released there, not here.
+// of its own: what the shared store reserved is released there, not here. A copy holding more
+// than n while it lives is kept: concurrent answers arrive in any order, and the copy must not
+// fall behind the shared count (it only errs high, for the rest of its window).
 func (m *Memory) SetCount(key string, n int64, ttl time.Duration) {
 	if ttl <= 0 {
 		m.cache.Invalidate(key)
 		return
 	}
-	m.cache.Set(key, counterEntry(n, time.Now().Add(ttl), newWindow()))
+	now := time.Now()
+	m.cache.Compute(key, func(held memoryEntry, found bool) (memoryEntry, otter.ComputeOp) {
+		if found && now.Before(held.expiresAt) && countOf(held) > n {
+			return held, otter.CancelOp
+		}
+		return counterEntry(n, now.Add(ttl), newWindow()), otter.WriteOp
+	})
 }
 
 // A counter in process is its count (8 bytes) followed by its window's name, if it has one.

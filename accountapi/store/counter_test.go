@@ -95,6 +95,23 @@ func testReserve(t *testing.T, c Counter) {
 	}
 }
 
+// TestCopyNeverFallsBehind: answers of the shared store copied in any order leave the in-process
+// copy at the highest count of its window, and a copy of a new window starts afresh.
+func TestCopyNeverFallsBehind(t *testing.T) {
+	m := NewMemory(10)
+	ctx := context.Background()
+	m.SetCount("k", 5, 100*time.Millisecond)
+	m.SetCount("k", 3, 100*time.Millisecond) // an earlier answer, arriving late
+	if n, _, _ := m.Incr(ctx, "k", 0, time.Minute); n != 5 {
+		t.Fatalf("the copy fell behind: %d, want 5", n)
+	}
+	time.Sleep(150 * time.Millisecond)
+	m.SetCount("k", 1, time.Minute)
+	if n, _, _ := m.Incr(ctx, "k", 0, time.Minute); n != 1 {
+		t.Fatalf("a new window's copy: %d, want 1", n)
+	}
+}
+
 func TestMemoryCounter(t *testing.T) {
 	testCounter(t, NewMemory(10))
 	testReserve(t, NewMemory(10))
