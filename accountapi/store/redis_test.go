@@ -110,14 +110,23 @@ func TestPipelinedScriptSurvivesScriptFlush(t *testing.T) {
 	}
 }
 
+// stallAfterWriting writes the record usr:1, then stalls Redis for a second (DEBUG SLEEP on the
+// admin connection), and returns once the stall has begun.
+func stallAfterWriting(t *testing.T, r *Redis, admin *redis.Client) {
+	t.Helper()
+	if err := r.Set(context.Background(), "usr:1", []byte("record"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	go admin.Do(context.Background(), "DEBUG", "SLEEP", "1")
+	time.Sleep(50 * time.Millisecond)
+}
+
 // TestPipelinedReadKeepsItsTimeout: a read behind a stalled Redis gives up at the store's
 // timeout, even while a batch is in flight ahead of it.
 func TestPipelinedReadKeepsItsTimeout(t *testing.T) {
 	r, admin := newTestRedis(t, 150*time.Millisecond)
 	ctx := context.Background()
-	_ = r.Set(ctx, "usr:1", []byte("record"), time.Minute)
-	go admin.Do(context.Background(), "DEBUG", "SLEEP", "1")
-	time.Sleep(50 * time.Millisecond)
+	stallAfterWriting(t, r, admin)
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
@@ -139,9 +148,7 @@ func TestPipelinedReadsAreBounded(t *testing.T) {
 	maxQueuedReads = 5
 	r, admin := newTestRedis(t, 300*time.Millisecond)
 	ctx := context.Background()
-	_ = r.Set(ctx, "usr:1", []byte("record"), time.Minute)
-	go admin.Do(context.Background(), "DEBUG", "SLEEP", "1")
-	time.Sleep(50 * time.Millisecond)
+	stallAfterWriting(t, r, admin)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	rejected := 0
