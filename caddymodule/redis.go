@@ -63,8 +63,10 @@ type RedisTLS struct {
 	ServerName string `json:"server_name,omitempty"`
 }
 
-// config builds the TLS settings on base (a rediss:// url's, or nil).
-func (t *RedisTLS) config(base *tls.Config) (*tls.Config, error) {
+// config builds the TLS settings on base (a rediss:// url's, or nil), and the digest of the
+// authorities it read (zero without a ca_file), for the pool key.
+func (t *RedisTLS) config(base *tls.Config) (*tls.Config, [sha256.Size]byte, error) {
+	var digest [sha256.Size]byte
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if base != nil {
 		cfg = base.Clone()
@@ -75,14 +77,15 @@ func (t *RedisTLS) config(base *tls.Config) (*tls.Config, error) {
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("account_api: redis tls ca_file: %w", err)
+			return nil, digest, fmt.Errorf("account_api: redis tls ca_file: %w", err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("account_api: redis tls ca_file %s holds no PEM certificate", t.CAFile)
+			return nil, digest, fmt.Errorf("account_api: redis tls ca_file %s holds no PEM certificate", t.CAFile)
 		}
+		digest = sha256.Sum256(pem)
 	}
-	return cfg, nil
+	return cfg, digest, nil
 }
 
 func (c *RedisConfig) setDefaults() {
@@ -109,28 +112,20 @@ func (p pooledClient) Destruct() error { return p.Close() }
 // poolKey identifies the connection the configuration makes (the key of redisPool), with the
 // password hashed so it never sits in memory dumps of the pool's keys in the clear.
 func (c *RedisConfig) poolKey() (string, *redis.UniversalOptions, error) {
-	opts, err := c.options()
+	opts, authorities, err := c.connection()
 	if err != nil {
 		return "", nil, err
 	}
+	// What decides whom a TLS connection trusts is in it too: a reload that rotates the
+	// authorities in their file, or drops skip_verify, must get a new client.
+	var trust any
+	if t := opts.TLSConfig; t != nil {
+		trust = []any{t.ServerName, t.InsecureSkipVerify, authorities}
+	}
 	fingerprint, _ := json.Marshal([]any{opts.Addrs, opts.MasterName, opts.Username,
-		sha256.Sum256([]byte(opts.Password)), opts.DB, tlsFingerprint(opts.TLSConfig, c.TLS), c.Timeout, c.DialTimeout})
+		sha256.Sum256([]byte(opts.Password)), opts.DB, trust, c.Timeout, c.DialTimeout})
 	sum := sha256.Sum256(fingerprint)
 	return "account_api.redis." + hex.EncodeToString(sum[:]), opts, nil
-}
-
-// tlsFingerprint is what decides whom a TLS connection trusts: a reload that changes it (an
-// authority rotated in its file, skip_verify dropped) must get a new client.
-func tlsFingerprint(cfg *tls.Config, t *RedisTLS) any {
-	if cfg == nil {
-		return nil
-	}
-	var ca [sha256.Size]byte
-	if t != nil && t.CAFile != "" {
-		pem, _ := os.ReadFile(t.CAFile) // read and checked by validate already
-		ca = sha256.Sum256(pem)
-	}
-	return []any{cfg.ServerName, cfg.InsecureSkipVerify, ca}
 }
 
 // client returns the shared client for this configuration and the pool key to release.
@@ -160,6 +155,13 @@ func parseRedisURL(s string) (*redis.Options, error) {
 
 // options converts the configuration (placeholders resolved, validated) for go-redis.
 func (c *RedisConfig) options() (*redis.UniversalOptions, error) {
+	opts, _, err := c.connection()
+	return opts, err
+}
+
+// connection is options, with the digest of the TLS authorities' file it read (see config).
+func (c *RedisConfig) connection() (*redis.UniversalOptions, [sha256.Size]byte, error) {
+	var authorities [sha256.Size]byte
 	opts := &redis.UniversalOptions{
 		Addrs:      c.Addresses,
 		MasterName: c.MasterName,
@@ -170,17 +172,17 @@ func (c *RedisConfig) options() (*redis.UniversalOptions, error) {
 	if c.URL != "" {
 		parsed, err := parseRedisURL(c.URL)
 		if err != nil {
-			return nil, fmt.Errorf("account_api: redis url: %w", err)
+			return nil, authorities, fmt.Errorf("account_api: redis url: %w", err)
 		}
 		opts.Addrs = []string{parsed.Addr}
 		opts.Username, opts.Password, opts.DB, opts.TLSConfig = parsed.Username, parsed.Password, parsed.DB, parsed.TLSConfig
 	}
 	if c.TLS != nil {
-		cfg, err := c.TLS.config(opts.TLSConfig)
+		cfg, digest, err := c.TLS.config(opts.TLSConfig)
 		if err != nil {
-			return nil, err
+			return nil, authorities, err
 		}
-		opts.TLSConfig = cfg
+		opts.TLSConfig, authorities = cfg, digest
 	}
 	timeout := time.Duration(c.Timeout)
 	opts.ClientName = "caddy-account-api"
@@ -192,5 +194,5 @@ func (c *RedisConfig) options() (*redis.UniversalOptions, error) {
 	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = 1
 	opts.MinIdleConns = 2
-	return opts, nil
+	return opts, authorities, nil
 }

@@ -257,7 +257,7 @@ func (c *RedisConfig) validate() []error {
 		}
 	}
 	if c.TLS != nil {
-		if _, err := c.TLS.config(nil); err != nil {
+		if _, _, err := c.TLS.config(nil); err != nil {
 			errs = append(errs, err)
 		}
 	}
