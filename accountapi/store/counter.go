@@ -65,7 +65,7 @@ func (m *Memory) Incr(_ context.Context, key string, delta int64, window time.Du
 // Reserve implements Counter.
 func (m *Memory) Reserve(_ context.Context, key string, limit int64, window time.Duration) (Reservation, error) {
 	if window <= 0 || limit < 1 {
-		return Reservation{}, errors.New("store: a reservation needs a positive window and limit")
+		return Reservation{}, errBadReservation
 	}
 	now := time.Now()
 	taken := false
@@ -195,8 +195,8 @@ return {taken, n, ttl, w}
 
 // Reserve implements Counter with one script: a refusal is one round trip and changes no count.
 func (r *Redis) Reserve(ctx context.Context, key string, limit int64, window time.Duration) (Reservation, error) {
-	if window <= 0 {
-		return Reservation{}, errors.New("store: a counter needs a positive window")
+	if window <= 0 || limit < 1 {
+		return Reservation{}, errBadReservation
 	}
 	res, err := r.Eval(ctx, reserveScript, key, limit, max(window.Milliseconds(), 1), newWindow()).Slice()
 	if err != nil {
@@ -237,7 +237,10 @@ func (r *Redis) Release(ctx context.Context, key, window string) (int64, time.Du
 	return res[0], time.Duration(res[1]) * time.Millisecond, nil
 }
 
-var errUnexpectedCounter = errors.New("store: unexpected counter answer")
+var (
+	errUnexpectedCounter = errors.New("store: unexpected counter answer")
+	errBadReservation    = errors.New("store: a reservation needs a positive window and limit")
+)
 
 var (
 	_ Counter = (*Memory)(nil)
